@@ -1,0 +1,151 @@
+// The wire contract (../shared/PROTOCOL.md, v1) as types. The hub uses these as
+// `Server<ClientToHubEvents, HubToClientEvents>` and the client library as
+// `Socket<HubToClientEvents, ClientToHubEvents>`, so both sides are checked by the compiler.
+
+/** Stable error codes on the wire. New codes go here and into README's table together. */
+export const ERROR_CODES = [
+  "INVALID_ARGUMENT",
+  "IDENTITY_REQUIRED",
+  "IDENTITY_MISMATCH",
+  "UNAUTHORIZED",
+  "PAYLOAD_TOO_LARGE",
+  "BATCH_TOO_LARGE",
+  "QUEUE_FULL",
+  "RATE_LIMITED",
+  "UNAVAILABLE",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Failure = { ok: false; error: WireError };
+export type Reply<T extends object = object> = ({ ok: true } & T) | Failure;
+
+/** A message as it is delivered to a client. */
+export interface Message {
+  /** UUIDv7, time-ordered. */
+  messageId: string;
+  event: string;
+  payload: unknown;
+  /** Epoch milliseconds at which the hub stored it. */
+  publishedAt: number;
+  /** Publisher's clientId, or null for HTTP publishes. */
+  from: string | null;
+  /** 1 on the first send; counts every send. */
+  deliveries: number;
+}
+
+export interface PublishRequest {
+  event: string;
+  payload?: unknown;
+  to?: string | string[];
+  key?: string;
+  echo?: boolean;
+  /** Per-message time to live in milliseconds (overrides the hub's default). */
+  ttl?: number;
+}
+
+export interface SubscribeRequest {
+  event: string | string[];
+  group?: string;
+  /** Classroom form: must match the connection's identity. */
+  clientId?: string;
+}
+
+export interface UnsubscribeRequest {
+  event: string | string[];
+  clientId?: string;
+}
+
+export interface ReceivedRequest {
+  messageId?: string;
+  messageIds?: string[];
+  /** Classroom spelling of messageId. */
+  messageID?: string;
+  clientId?: string;
+  event?: string;
+}
+
+export interface GetAllRequest {
+  event?: string;
+  clientId?: string;
+}
+
+export type SubscribeReply = Reply<{ events: string[] }>;
+export type OkReply = Reply;
+export type PublishReply = Reply<{ messageId: string }>;
+export type PublishBatchReply = Reply<{ messageIds: string[] }>;
+export type ReceivedReply = Reply<{ removed: number }>;
+export type GetAllReply = Reply<{ count: number }>;
+
+type Ack<R> = (reply: R) => void;
+
+/** Client → hub. Every event takes an optional ack callback. Any other event name is a publish shorthand. */
+export interface ClientToHubEvents {
+  subscribe: (req: SubscribeRequest, ack?: Ack<SubscribeReply>) => void;
+  unsubscribe: (req: UnsubscribeRequest, ack?: Ack<OkReply>) => void;
+  join: (room: string, ack?: Ack<OkReply>) => void;
+  publish: (req: PublishRequest | PublishRequest[], ack?: Ack<PublishReply | PublishBatchReply>) => void;
+  received: (req: ReceivedRequest, ack?: Ack<ReceivedReply>) => void;
+  getAll: (req: GetAllRequest | undefined, ack?: Ack<GetAllReply>) => void;
+}
+
+/** Hub → client: each delivery is emitted under its event name; batch clients get `deliveries`. */
+export interface HubToClientEvents {
+  deliveries: (messages: Message[]) => void;
+  [event: string]: (message: Message & Message[]) => void;
+}
+
+/** Handshake `auth` object. */
+export interface HandshakeAuth {
+  clientId?: string;
+  token?: string;
+  /** Receive deliveries as one `deliveries` array event. */
+  batch?: boolean;
+}
+
+/** connect_error messages of the contract. */
+export const CONNECT_ERRORS = {
+  clientIdRequired: "clientId required",
+  invalidClientId: "invalid clientId",
+  unauthorized: "unauthorized",
+} as const;
+
+export const NAMESPACE_PATTERN = /^\/[a-z0-9][a-z0-9_-]{0,63}$/;
+/** Printable characters allowed in ids and event names: letters, digits, space and `._:@-`. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9 ._:@-]{1,128}$/;
+export const EVENT_PATTERN = /^[A-Za-z0-9 ._:@-]{1,64}$/;
+
+/** Names an event may not take: the protocol's own and Socket.IO's reserved ones. */
+export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
+  "subscribe",
+  "unsubscribe",
+  "publish",
+  "received",
+  "getAll",
+  "join",
+  "deliveries",
+  "connect",
+  "connect_error",
+  "disconnect",
+  "disconnecting",
+  "newListener",
+  "removeListener",
+  "error",
+  "message",
+]);
+
+export function isValidClientId(id: unknown): id is string {
+  return typeof id === "string" && CLIENT_ID_PATTERN.test(id);
+}
+
+export function isValidEventName(name: unknown): name is string {
+  return typeof name === "string" && EVENT_PATTERN.test(name) && !RESERVED_EVENTS.has(name);
+}
+
+export function failure(code: ErrorCode, message: string): Failure {
+  return { ok: false, error: { code, message } };
+}
