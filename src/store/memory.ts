@@ -61,6 +61,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async consumerQueues(ns: string, clientId: string) {
+    this.check();
     const groups = new Set<string>();
     for (const clients of this.subs.get(ns)?.values() ?? []) {
       const group = clients.get(clientId);
@@ -170,6 +171,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async pending(ns: string, clientId: string, now: number, event?: string) {
+    this.check();
     let count = 0;
     for (const queue of await this.consumerQueues(ns, clientId)) {
       for (const entry of this.queueOf(ns, queue, false)?.values() ?? []) {
@@ -182,6 +184,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async sweep(now: number) {
+    this.check();
     let removed = 0;
     for (const entries of this.queues.values()) {
       for (const [id, entry] of entries) {
@@ -196,6 +199,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async listDead(ns: string, limit: number) {
+    this.check();
     return [...(this.dead.get(ns)?.values() ?? [])].slice(0, limit);
   }
 
@@ -235,6 +239,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async stats(ns?: string) {
+    this.check();
     const now = Date.now();
     const out: QueueStats[] = [];
     for (const [k, entries] of this.queues) {
@@ -248,6 +253,7 @@ export class MemoryStore implements QueueStore {
   }
 
   async subscriptions(ns?: string) {
+    this.check();
     const out: Subscription[] = [];
     for (const [subNs, byEvent] of this.subs) {
       if (ns !== undefined && subNs !== ns) continue;
