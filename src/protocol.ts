@@ -23,6 +23,8 @@ export interface WireError {
 
 export type Failure = { ok: false; error: WireError };
 export type Reply<T extends object = object> = ({ ok: true } & T) | Failure;
+/** Any reply, for code that forwards replies of every event. */
+export type AnyReply = Reply<Record<string, unknown>>;
 
 /** A message as it is delivered to a client. */
 export interface Message {
@@ -134,8 +136,6 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
   "disconnecting",
   "newListener",
   "removeListener",
-  "error",
-  "message",
 ]);
 
 export function isValidClientId(id: unknown): id is string {

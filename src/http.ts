@@ -1,0 +1,156 @@
+// HTTP beside the sockets: health, metrics, publish, and operators' JSON views.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { HubConfig } from "./config.js";
+import type { Logger } from "./log.js";
+import { type ErrorCode, failure, NAMESPACE_PATTERN, type Reply } from "./protocol.js";
+import type { QueueCore } from "./queue.js";
+import type { QueueStore } from "./store/store.js";
+import type { TokenVerifier } from "./token.js";
+import { parsePublish } from "./validate.js";
+
+const STATUS: Record<ErrorCode, number> = {
+  INVALID_ARGUMENT: 400,
+  BATCH_TOO_LARGE: 400,
+  IDENTITY_REQUIRED: 400,
+  IDENTITY_MISMATCH: 400,
+  UNAUTHORIZED: 401,
+  PAYLOAD_TOO_LARGE: 413,
+  RATE_LIMITED: 429,
+  QUEUE_FULL: 429,
+  UNAVAILABLE: 503,
+};
+
+export interface HttpDeps {
+  config: HubConfig;
+  core: QueueCore;
+  store: QueueStore;
+  log: Logger;
+  verifier: TokenVerifier | null;
+  namespaceAllowed(ns: string): boolean;
+  connections(): number;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reply: Reply<object>,
+  ) {
+    super(reply.ok ? "ok" : reply.error.message);
+  }
+}
+
+export function createHttpHandler(deps: HttpDeps) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    route(deps, req, res).catch((err: unknown) => {
+      if (err instanceof HttpError) return send(res, err.status, err.reply);
+      deps.log.error("http handler failed", { url: req.url, err: String(err) });
+      send(res, 500, failure("UNAVAILABLE", "internal error; retry"));
+    });
+  };
+}
+
+async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) {
+  const url = new URL(req.url ?? "/", "http://hub");
+  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  if (req.method === "GET" && url.pathname === "/healthz") {
+    const healthy = await deps.store.healthy().catch(() => false);
+    return send(res, healthy ? 200 : 503, {
+      ok: healthy,
+      store: deps.config.store,
+      status: healthy ? "healthy" : "unhealthy",
+      connections: deps.connections(),
+    });
+  }
+  if (req.method === "GET" && url.pathname === "/metrics") return sendMetrics(deps, res);
+  if (req.method === "POST" && parts[0] === "publish" && (parts.length === 2 || parts.length === 3)) {
+    const [ns, event] = parts.length === 2 ? ["/", parts[1]] : [`/${parts[1]}`, parts[2]];
+    return publish(deps, req, res, ns, event ?? "", url);
+  }
+  send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
+}
+
+async function publish(
+  deps: HttpDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  ns: string,
+  event: string,
+  url: URL,
+) {
+  if (deps.verifier) {
+    const bearer = req.headers.authorization?.replace(/^Bearer\s+/i, "");
+    if (!(await deps.verifier.subject(bearer))) {
+      throw new HttpError(
+        401,
+        failure("UNAUTHORIZED", "send Authorization: Bearer <token signed with HUB_SECRET>"),
+      );
+    }
+  }
+  if (!NAMESPACE_PATTERN.test(ns) && ns !== "/") {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not a valid name`));
+  }
+  if (!deps.namespaceAllowed(ns)) {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not served by this hub`));
+  }
+  const body = await readBody(req, deps.config.maxPayloadBytes);
+  let payload: unknown;
+  try {
+    payload = body.length === 0 ? null : JSON.parse(body);
+  } catch {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", "body: not valid JSON"));
+  }
+  const to = url.searchParams.get("to")?.split(",").filter(Boolean);
+  const key = req.headers["idempotency-key"];
+  const parsed = parsePublish(
+    { event, payload, ...(to?.length ? { to } : {}), ...(typeof key === "string" ? { key } : {}) },
+    1,
+  );
+  if (!parsed.ok) throw new HttpError(STATUS[parsed.error.code], parsed);
+  const result = await deps.core.publish(ns, null, parsed.value.items);
+  if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
+  send(res, 200, { ok: true, messageId: result.messageIds[0] });
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        reject(new HttpError(413, failure("PAYLOAD_TOO_LARGE", `body is over the ${limit}-byte limit`)));
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+function sendMetrics(deps: HttpDeps, res: ServerResponse) {
+  const m = deps.core.metrics;
+  const counter = (name: string, help: string, value: number) =>
+    `# HELP queuehub_${name} ${help}\n# TYPE queuehub_${name} counter\nqueuehub_${name} ${value}\n`;
+  let text =
+    counter("published_total", "Messages stored by publishes.", m.published) +
+    counter("delivered_total", "Deliveries sent, first sends and redeliveries.", m.delivered) +
+    counter("redelivered_total", "Deliveries sent again after a timeout or reconnect.", m.redelivered) +
+    counter("acked_total", "Queue entries removed by acks.", m.acked) +
+    counter("expired_total", "Entries removed because their TTL passed.", m.expired) +
+    counter("dead_lettered_total", "Entries moved to dead letters after max deliveries.", m.deadLettered) +
+    counter("dropped_total", "Entries dropped by the drop-oldest overflow policy.", m.dropped);
+  text +=
+    "# HELP queuehub_refused_total Requests refused, by error code.\n# TYPE queuehub_refused_total counter\n";
+  for (const [code, n] of Object.entries(m.refused)) text += `queuehub_refused_total{code="${code}"} ${n}\n`;
+  text += `# HELP queuehub_connections Connected sockets.\n# TYPE queuehub_connections gauge\nqueuehub_connections ${deps.connections()}\n`;
+  res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+  res.end(text);
+}
+
+function send(res: ServerResponse, status: number, body: unknown) {
+  if (res.headersSent) return;
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}

@@ -1,0 +1,69 @@
+// Entry point: read config once, open the store, listen, and shut down cleanly on signals.
+import "dotenv/config";
+import { ConfigError, parseConfig } from "./config.js";
+import { createHub } from "./hub.js";
+import { createLogger } from "./log.js";
+
+const HELP = `queuehub — a Socket.IO message-queue hub with durable per-client delivery
+
+Usage: npm start            (reads the environment and ./.env)
+
+Settings (environment variables; see .env.example and README.md):
+  PORT=3000  HUB_HOST=0.0.0.0  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db
+  HUB_SYNC=normal|full|off  HUB_FLUSH_MS=1  REDIS_URL  HUB_REDIS_PREFIX=queuehub:
+  HUB_SECRET  HUB_NAMESPACES=caps,orders  LOG_LEVEL=info
+  HUB_PREFETCH=256  HUB_ACK_TIMEOUT_MS=30000  HUB_MAX_DELIVERIES=10  HUB_MESSAGE_TTL_MS=0
+  HUB_MAX_QUEUE_LENGTH=0  HUB_OVERFLOW=reject|drop-oldest  HUB_MAX_PAYLOAD_BYTES=262144
+  HUB_MAX_BATCH=100  HUB_RATE_LIMIT=0  HUB_DEDUP_WINDOW_MS=120000
+`;
+
+async function main() {
+  if (process.argv.includes("--help") || process.argv.includes("-h")) {
+    process.stdout.write(HELP);
+    return;
+  }
+  let config: ReturnType<typeof parseConfig>;
+  try {
+    config = parseConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`queuehub: bad setting: ${err.message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger(config.logLevel);
+  let hub: Awaited<ReturnType<typeof createHub>>;
+  try {
+    hub = await createHub(config, { log });
+  } catch (err) {
+    log.error("hub failed to start", { err: err instanceof Error ? err.message : String(err) });
+    process.stderr.write(`queuehub: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  log.info("hub listening", {
+    url: hub.url,
+    port: hub.port,
+    store: config.store,
+    ...(config.store === "sqlite" ? { db: config.db, sync: config.sync } : {}),
+    namespaces: config.namespaces ?? "any",
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn("second signal: exiting now", { signal });
+      process.exit(130);
+    }
+    stopping = true;
+    log.info("shutting down", { signal });
+    hub.close().then(
+      () => process.exit(0),
+      (err) => {
+        log.error("shutdown failed", { err: String(err) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+void main();

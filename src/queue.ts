@@ -1,0 +1,449 @@
+// The queue core decides delivery: who gets what, when, and how much at once.
+// It keeps no backlog of its own: queues live in the store, and each connection holds
+// at most `prefetch` unacked deliveries in flight (AMQP-style flow control).
+import type { HubConfig } from "./config.js";
+import { newMessageId } from "./ids.js";
+import type { Logger } from "./log.js";
+import { type Failure, failure, type Message, type Reply } from "./protocol.js";
+import {
+  clientQueue,
+  isGroupQueue,
+  type NewMessage,
+  type QueueName,
+  type QueueStore,
+  StoreError,
+} from "./store/store.js";
+import type { ParsedPublish } from "./validate.js";
+
+export type DeliveryLimits = Pick<
+  HubConfig,
+  | "prefetch"
+  | "ackTimeoutMs"
+  | "maxDeliveries"
+  | "messageTtlMs"
+  | "maxQueueLength"
+  | "overflow"
+  | "maxPayloadBytes"
+  | "rateLimit"
+  | "dedupWindowMs"
+>;
+
+/** One identified connection that receives deliveries (a socket, in the hub). */
+export interface Consumer {
+  readonly id: string;
+  readonly ns: string;
+  readonly clientId: string;
+  send(messages: Message[]): void;
+}
+
+/** Counters for /metrics and logs. */
+export class QueueMetrics {
+  published = 0;
+  delivered = 0;
+  redelivered = 0;
+  acked = 0;
+  expired = 0;
+  deadLettered = 0;
+  dropped = 0;
+  refused: Record<string, number> = {};
+}
+
+/** Hooks that let several hubs act as one (see cluster.ts); a single hub needs none. */
+export interface Peers {
+  /** Tell other hubs that these queues got entries. */
+  wake(ns: string, queues: QueueName[]): void;
+  /** Tell other hubs that a newer connection of this client took over. */
+  takeover(ns: string, clientId: string): void;
+}
+
+interface InFlight {
+  queue: QueueName;
+  deadline: number;
+}
+
+class Connection {
+  readonly inflight = new Map<string, InFlight>();
+  queues: QueueName[] = [];
+  ready = false;
+  active = true;
+  closed = false;
+  pumping = false;
+  again = false;
+  /** The last pump failed (store outage): the ticker tries again. */
+  retry = false;
+  constructor(readonly consumer: Consumer) {}
+}
+
+const key = (ns: string, name: string) => `${ns}\u0000${name}`;
+
+export class QueueCore {
+  readonly metrics = new QueueMetrics();
+  peers: Peers | null = null;
+  /** ns\0clientId → connections, newest last; the newest receives deliveries. */
+  private readonly clients = new Map<string, Connection[]>();
+  /** ns\0groupQueue → connections consuming it */
+  private readonly groupConsumers = new Map<string, Set<Connection>>();
+  private readonly byConsumer = new Map<Consumer, Connection>();
+  private readonly rates = new Map<string, { tokens: number; at: number }>();
+  private readonly timer: NodeJS.Timeout;
+  private lastSweep = Date.now();
+  private lastGroupPoll = Date.now();
+
+  constructor(
+    private readonly store: QueueStore,
+    private readonly limits: DeliveryLimits,
+    private readonly log: Logger,
+  ) {
+    const tick = Math.min(1000, Math.max(10, Math.floor(limits.ackTimeoutMs / 4)));
+    this.timer = setInterval(() => this.onTick(), tick);
+    this.timer.unref();
+  }
+
+  /** Registers a connection; it takes over its client's deliveries and starts streaming. */
+  async attach(consumer: Consumer): Promise<void> {
+    const conn = new Connection(consumer);
+    this.byConsumer.set(consumer, conn);
+    const k = key(consumer.ns, consumer.clientId);
+    const older = this.clients.get(k) ?? [];
+    this.clients.set(k, [...older, conn]);
+    for (const previous of older) previous.active = false;
+    try {
+      await Promise.all(older.map((previous) => this.releaseInFlight(previous)));
+      // Leases left by earlier connections (here, on another hub, or before a restart) come back now.
+      await this.store.release(consumer.ns, clientQueue(consumer.clientId), consumer.clientId);
+      this.peers?.takeover(consumer.ns, consumer.clientId);
+      await this.refreshQueues(conn);
+    } catch (err) {
+      this.log.error("attach failed", { ns: consumer.ns, clientId: consumer.clientId, err: String(err) });
+    }
+    conn.ready = true;
+    void this.pump(conn);
+  }
+
+  /** Forgets a connection; its unacked deliveries go back to its queues for the next consumer. */
+  detach(consumer: Consumer): void {
+    const conn = this.byConsumer.get(consumer);
+    if (!conn) return;
+    this.byConsumer.delete(consumer);
+    conn.closed = true;
+    const k = key(consumer.ns, consumer.clientId);
+    const remaining = (this.clients.get(k) ?? []).filter((c) => c !== conn);
+    if (remaining.length) this.clients.set(k, remaining);
+    else this.clients.delete(k);
+    this.indexGroups(conn, []);
+    const wasActive = conn.active;
+    conn.active = false;
+    const groups = conn.queues.filter(isGroupQueue);
+    void this.releaseInFlight(conn).then(() => {
+      const next = remaining.at(-1);
+      if (wasActive && next) {
+        next.active = true;
+        void this.pump(next);
+      }
+      this.wakeLocal(consumer.ns, groups);
+    });
+  }
+
+  /** Another hub took over this client: local connections stop receiving. */
+  surrender(ns: string, clientId: string): void {
+    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+      conn.active = false;
+      conn.inflight.clear();
+    }
+  }
+
+  async subscribe(
+    ns: string,
+    clientId: string,
+    events: string[],
+    group: string | null,
+  ): Promise<Reply<object>> {
+    return this.guard(async () => {
+      await this.store.subscribe(ns, clientId, events, group);
+      if (group !== null) await this.refreshClient(ns, clientId);
+      return { ok: true };
+    });
+  }
+
+  async unsubscribe(ns: string, clientId: string, events: string[]): Promise<Reply<object>> {
+    return this.guard(async () => {
+      await this.store.unsubscribe(ns, clientId, events);
+      await this.refreshClient(ns, clientId);
+      return { ok: true };
+    });
+  }
+
+  /** Stores one copy per subscriber queue (all or nothing), then wakes their consumers. */
+  async publish(
+    ns: string,
+    from: string | null,
+    items: ParsedPublish[],
+  ): Promise<Failure | { ok: true; messageIds: string[] }> {
+    const now = Date.now();
+    if (from !== null && !this.takeTokens(`${ns}\u0000${from}`, items.length, now)) {
+      return this.refuse(
+        failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${from}; retry later`),
+      );
+    }
+    const messages: NewMessage[] = [];
+    for (const item of items) {
+      const payload = item.payload === undefined ? null : item.payload;
+      const size = Buffer.byteLength(JSON.stringify(payload));
+      if (size > this.limits.maxPayloadBytes) {
+        return this.refuse(
+          failure(
+            "PAYLOAD_TOO_LARGE",
+            `publish: payload of ${size} bytes is over the ${this.limits.maxPayloadBytes}-byte limit`,
+          ),
+        );
+      }
+      const ttl = item.ttl ?? this.limits.messageTtlMs;
+      messages.push({
+        messageId: newMessageId(now),
+        event: item.event,
+        payload,
+        publishedAt: now,
+        from,
+        expiresAt: ttl > 0 ? now + ttl : null,
+        to: item.to,
+        echo: item.echo,
+      });
+    }
+    return this.guard(async () => {
+      const result = await this.store.enqueue({
+        ns,
+        messages,
+        key: items[0]?.key,
+        now,
+        dedupWindowMs: this.limits.dedupWindowMs,
+        maxQueueLength: this.limits.maxQueueLength,
+        overflow: this.limits.overflow,
+      });
+      if (!result.duplicate) {
+        this.metrics.published += messages.length;
+        this.metrics.dropped += result.dropped;
+        if (result.dropped) this.log.warn("queue full: oldest dropped", { ns, dropped: result.dropped });
+        this.wake(ns, result.queues);
+      }
+      return { ok: true, messageIds: result.messageIds };
+    });
+  }
+
+  /** Acks for this client: removes entries from its own queue (and group leases it holds). */
+  async ack(ns: string, clientId: string, messageIds: string[]): Promise<Reply<{ removed: number }>> {
+    return this.guard(async () => {
+      const removed = messageIds.length ? await this.store.ack(ns, clientId, messageIds) : [];
+      this.metrics.acked += removed.length;
+      // Ids in flight are cleared even if already gone from the store (e.g. expired), to free the window.
+      for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+        let freed = false;
+        for (const id of messageIds) freed = conn.inflight.delete(id) || freed;
+        if (freed && conn.active) void this.pump(conn);
+      }
+      return { ok: true, removed: removed.length };
+    });
+  }
+
+  /** Restarts the connection's stream from the head of its queues; counts what is pending. */
+  async getAll(consumer: Consumer, event?: string): Promise<Reply<{ count: number }>> {
+    return this.guard(async () => {
+      const count = await this.store.pending(consumer.ns, consumer.clientId, Date.now(), event);
+      const conn = this.byConsumer.get(consumer);
+      if (conn) void this.pump(conn);
+      return { ok: true, count };
+    });
+  }
+
+  /** Queues that got entries: their consumers on this hub (and, in a cluster, on the others) pull. */
+  wake(ns: string, queues: QueueName[]): void {
+    if (queues.length === 0) return;
+    this.wakeLocal(ns, queues);
+    this.peers?.wake(ns, queues);
+  }
+
+  wakeLocal(ns: string, queues: QueueName[]): void {
+    for (const queue of queues) {
+      if (isGroupQueue(queue)) {
+        const members = this.groupConsumers.get(key(ns, queue));
+        for (const conn of members ?? []) if (conn.active) void this.pump(conn);
+      } else {
+        const conn = this.clients.get(key(ns, queue.slice(2)))?.at(-1);
+        if (conn?.active) void this.pump(conn);
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Fills the connection's window from its queues, oldest first; one pump at a time per connection. */
+  private async pump(conn: Connection): Promise<void> {
+    if (!conn.ready) return;
+    if (conn.pumping) {
+      conn.again = true;
+      return;
+    }
+    conn.pumping = true;
+    conn.retry = false;
+    try {
+      do {
+        conn.again = false;
+        for (const queue of conn.queues) {
+          const free = this.limits.prefetch - conn.inflight.size;
+          if (free <= 0 || !conn.active) break;
+          const now = Date.now();
+          const { ns, clientId } = conn.consumer;
+          const claimed = await this.store.claim({
+            ns,
+            queue,
+            consumer: clientId,
+            limit: free,
+            now,
+            leaseMs: this.limits.ackTimeoutMs,
+            maxDeliveries: this.limits.maxDeliveries,
+          });
+          this.countClaim(ns, queue, claimed.expired, claimed.deadLettered);
+          const { messages } = claimed;
+          if (messages.length === 0) continue;
+          if (!conn.active) {
+            // Taken over while claiming: hand the leases back at once.
+            await this.store.release(
+              ns,
+              queue,
+              clientId,
+              messages.map((m) => m.messageId),
+            );
+            this.wakeLocal(ns, [queue]);
+            break;
+          }
+          const deadline = now + this.limits.ackTimeoutMs;
+          for (const m of messages) {
+            conn.inflight.delete(m.messageId);
+            conn.inflight.set(m.messageId, { queue, deadline });
+            if (m.deliveries > 1) this.metrics.redelivered++;
+          }
+          this.metrics.delivered += messages.length;
+          conn.consumer.send(messages);
+          if (messages.length === free) conn.again = true;
+        }
+      } while (conn.again && conn.active);
+    } catch (err) {
+      // The store refused (e.g. outage): the ticker pumps again later.
+      conn.retry = true;
+      this.log.warn("delivery paused: store error", { clientId: conn.consumer.clientId, err: String(err) });
+    } finally {
+      conn.pumping = false;
+    }
+  }
+
+  private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {
+    if (expired) {
+      this.metrics.expired += expired;
+      this.log.info("expired messages removed", { ns, queue, expired });
+    }
+    if (deadLettered) {
+      this.metrics.deadLettered += deadLettered;
+      this.log.warn("messages moved to dead letters", { ns, queue, deadLettered });
+    }
+  }
+
+  /** Redelivers what timed out, and sweeps expired messages now and then. */
+  private onTick() {
+    const now = Date.now();
+    for (const conn of this.byConsumer.values()) {
+      let timedOut = false;
+      for (const [id, flight] of conn.inflight) {
+        if (flight.deadline > now) break;
+        conn.inflight.delete(id);
+        timedOut = true;
+      }
+      // Group leases held by a member on a hub that died run out by themselves: poll groups at that pace.
+      const pollGroups = now - this.lastGroupPoll >= this.limits.ackTimeoutMs && conn.queues.length > 1;
+      if ((timedOut || conn.retry || pollGroups) && conn.active) void this.pump(conn);
+    }
+    if (now - this.lastGroupPoll >= this.limits.ackTimeoutMs) this.lastGroupPoll = now;
+    if (now - this.lastSweep >= 60_000) {
+      this.lastSweep = now;
+      this.store.sweep(now).then(
+        (removed) => {
+          this.metrics.expired += removed;
+          if (removed) this.log.info("expired messages swept", { removed });
+        },
+        (err) => this.log.warn("sweep failed", { err: String(err) }),
+      );
+    }
+  }
+
+  private async releaseInFlight(conn: Connection) {
+    const byQueue = new Map<QueueName, string[]>();
+    for (const [id, flight] of conn.inflight) {
+      const ids = byQueue.get(flight.queue);
+      if (ids) ids.push(id);
+      else byQueue.set(flight.queue, [id]);
+    }
+    conn.inflight.clear();
+    const { ns, clientId } = conn.consumer;
+    try {
+      await Promise.all([...byQueue].map(([queue, ids]) => this.store.release(ns, queue, clientId, ids)));
+    } catch (err) {
+      // Leases then run out by themselves after the ack timeout.
+      this.log.warn("release failed", { clientId, err: String(err) });
+    }
+  }
+
+  private async refreshClient(ns: string, clientId: string) {
+    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+      await this.refreshQueues(conn);
+      if (conn.active) void this.pump(conn);
+    }
+  }
+
+  private async refreshQueues(conn: Connection) {
+    const queues = await this.store.consumerQueues(conn.consumer.ns, conn.consumer.clientId);
+    if (!conn.closed) this.indexGroups(conn, queues);
+  }
+
+  private indexGroups(conn: Connection, queues: QueueName[]) {
+    for (const queue of conn.queues.filter(isGroupQueue)) {
+      this.groupConsumers.get(key(conn.consumer.ns, queue))?.delete(conn);
+    }
+    conn.queues = queues;
+    for (const queue of queues.filter(isGroupQueue)) {
+      const k = key(conn.consumer.ns, queue);
+      const members = this.groupConsumers.get(k) ?? new Set();
+      members.add(conn);
+      this.groupConsumers.set(k, members);
+    }
+  }
+
+  /** Token bucket per client: `rateLimit` per second, bursts up to one second's worth. */
+  private takeTokens(bucketKey: string, n: number, now: number): boolean {
+    const rate = this.limits.rateLimit;
+    if (rate <= 0) return true;
+    const bucket = this.rates.get(bucketKey) ?? { tokens: rate, at: now };
+    bucket.tokens = Math.min(rate, bucket.tokens + ((now - bucket.at) * rate) / 1000);
+    bucket.at = now;
+    this.rates.set(bucketKey, bucket);
+    if (bucket.tokens < n) return false;
+    bucket.tokens -= n;
+    return true;
+  }
+
+  private refuse(reply: Failure): Failure {
+    this.metrics.refused[reply.error.code] = (this.metrics.refused[reply.error.code] ?? 0) + 1;
+    this.log.info("refused", { code: reply.error.code, reason: reply.error.message });
+    return reply;
+  }
+
+  /** Store refusals become error values on the wire; nothing else escapes. */
+  private async guard<T extends object>(work: () => Promise<Reply<T>>): Promise<Reply<T>> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof StoreError) return this.refuse(failure(err.code, err.message));
+      this.log.error("store operation failed", { err: String(err) });
+      return this.refuse(failure("UNAVAILABLE", "the store cannot write now: nothing was stored, retry"));
+    }
+  }
+}

@@ -1,0 +1,134 @@
+// Input validation at the edge: every client argument is parsed here into a typed value,
+// or refused with INVALID_ARGUMENT and a message naming the field.
+import { z } from "zod";
+import {
+  CLIENT_ID_PATTERN,
+  EVENT_PATTERN,
+  type Failure,
+  failure,
+  type PublishRequest,
+  RESERVED_EVENTS,
+} from "./protocol.js";
+
+const clientId = z.string().regex(CLIENT_ID_PATTERN, "must be 1–128 letters, digits, spaces or ._:@-");
+const eventName = z
+  .string()
+  .regex(EVENT_PATTERN, "must be 1–64 letters, digits, spaces or ._:@-")
+  .refine((name) => !RESERVED_EVENTS.has(name), "is a reserved event name");
+const events = z.union([eventName, z.array(eventName).min(1).max(100)], {
+  error: "must be an event name or an array of 1–100 event names",
+});
+const messageId = z.string().min(1).max(64);
+
+const publishItem = z
+  .object({
+    event: eventName,
+    payload: z.unknown().optional(),
+    to: z
+      .union([clientId, z.array(clientId).min(1).max(1000)], {
+        error: "must be a clientId or an array of 1–1000 clientIds",
+      })
+      .optional(),
+    key: z.string().min(1).max(256).optional(),
+    echo: z.boolean().optional(),
+    ttl: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const subscribe = z.object({ event: events, group: clientId.optional(), clientId: clientId.optional() });
+const unsubscribe = z.object({ event: events, clientId: clientId.optional() });
+const received = z
+  .object({
+    messageId: messageId.optional(),
+    messageID: messageId.optional(),
+    messageIds: z.array(messageId).max(10_000).optional(),
+    clientId: clientId.optional(),
+    event: z.string().optional(),
+  })
+  .refine((r) => r.messageId ?? r.messageID ?? r.messageIds, {
+    message: "messageId or messageIds is required",
+    path: ["messageId"],
+  });
+const getAll = z.object({ event: eventName.optional(), clientId: clientId.optional() }).optional();
+
+type Parsed<T> = { ok: true; value: T } | Failure;
+
+function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): Parsed<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  const issue = result.error.issues[0];
+  const field = issue?.path.length ? issue.path.join(".") : what;
+  return failure("INVALID_ARGUMENT", `${what}: ${field} ${issue?.message ?? "is invalid"}`);
+}
+
+const toList = (value: string | string[]) => (Array.isArray(value) ? value : [value]);
+
+export interface ParsedPublish extends Omit<PublishRequest, "to"> {
+  to?: string[];
+}
+
+export function parsePublish(
+  input: unknown,
+  maxBatch: number,
+): Parsed<{ items: ParsedPublish[]; batch: boolean }> {
+  const batch = Array.isArray(input);
+  if (batch && input.length === 0)
+    return failure("INVALID_ARGUMENT", "publish: a batch needs at least one message");
+  if (batch && input.length > maxBatch) {
+    return failure(
+      "BATCH_TOO_LARGE",
+      `publish: a batch holds at most ${maxBatch} messages, got ${input.length}`,
+    );
+  }
+  const items: ParsedPublish[] = [];
+  for (const [i, raw] of (batch ? input : [input]).entries()) {
+    const item = parse(publishItem, raw, batch ? `publish[${i}]` : "publish");
+    if (!item.ok) return item;
+    const { to, ...rest } = item.value;
+    items.push(to === undefined ? rest : { ...rest, to: [...new Set(toList(to))] });
+  }
+  if (batch) {
+    const keys = items.filter((item) => item.key !== undefined);
+    if (keys.length > 0 && (keys.length !== items.length || new Set(keys.map((k) => k.key)).size !== 1)) {
+      return failure(
+        "INVALID_ARGUMENT",
+        "publish: a batch takes one key, the same on every message, or none",
+      );
+    }
+  }
+  return { ok: true, value: { items, batch } };
+}
+
+export function parseSubscribe(input: unknown) {
+  const parsed = parse(subscribe, input, "subscribe");
+  if (!parsed.ok) return parsed;
+  const { event, group, clientId } = parsed.value;
+  return { ok: true as const, value: { events: toList(event), group: group ?? null, clientId } };
+}
+
+export function parseUnsubscribe(input: unknown) {
+  const parsed = parse(unsubscribe, input, "unsubscribe");
+  if (!parsed.ok) return parsed;
+  return {
+    ok: true as const,
+    value: { events: toList(parsed.value.event), clientId: parsed.value.clientId },
+  };
+}
+
+export function parseReceived(input: unknown) {
+  const parsed = parse(received, input, "received");
+  if (!parsed.ok) return parsed;
+  const { messageId, messageID, messageIds, clientId } = parsed.value;
+  const ids = [...(messageIds ?? []), ...[messageId ?? messageID].filter((id) => id !== undefined)];
+  return { ok: true as const, value: { ids, clientId } };
+}
+
+export function parseGetAll(input: unknown) {
+  const parsed = parse(getAll, input ?? undefined, "getAll");
+  if (!parsed.ok) return parsed;
+  return { ok: true as const, value: { event: parsed.value?.event, clientId: parsed.value?.clientId } };
+}
+
+export function parseRoom(input: unknown) {
+  return parse(clientId, input, "join");
+}
