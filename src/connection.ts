@@ -30,8 +30,6 @@ export interface SocketData {
 export type HubSocket = Socket<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
 type AckFn = (reply: AnyReply) => void;
 
-const PROTOCOL_EVENTS = new Set(["subscribe", "unsubscribe", "join", "publish", "received", "getAll"]);
-
 export interface ConnectionOptions {
   maxBatch: number;
 }
@@ -77,11 +75,11 @@ export function handleConnection(
     return claimed;
   };
 
+  // One dispatch table behind onAny: Socket.IO calls onAny listeners synchronously but event
+  // listeners after its middleware tick, and the contract wants arrival order for all events.
+  const handlers = new Map<string, (arg: unknown) => Promise<AnyReply> | AnyReply>();
   const on = (event: string, handler: (arg: unknown) => Promise<AnyReply> | AnyReply) => {
-    (socket.on as (ev: string, fn: (...args: unknown[]) => void) => void)(event, (...args: unknown[]) => {
-      const ack = typeof args.at(-1) === "function" ? (args.pop() as AckFn) : undefined;
-      void respond(event, ack, () => handler(args[0]));
-    });
+    handlers.set(event, handler);
   };
 
   const respond = async (event: string, ack: AckFn | undefined, work: () => Promise<AnyReply> | AnyReply) => {
@@ -157,15 +155,16 @@ export function handleConnection(
     return core.getAll(consumer, event);
   });
 
-  // Any other event name is shorthand for publish { event, payload }.
   socket.onAny((event: unknown, ...args: unknown[]) => {
-    if (typeof event !== "string" || PROTOCOL_EVENTS.has(event)) return;
     const ack = typeof args.at(-1) === "function" ? (args.pop() as AckFn) : undefined;
-    void respond(event, ack, () =>
-      isValidEventName(event)
-        ? publish({ event, payload: args[0] })
-        : failure("INVALID_ARGUMENT", `event name "${String(event).slice(0, 80)}" is not allowed`),
-    );
+    const name = String(event);
+    const handler = handlers.get(name);
+    void respond(name, ack, () => {
+      if (handler) return handler(args[0]);
+      // Any other event name is shorthand for publish { event, payload }.
+      if (isValidEventName(name)) return publish({ event: name, payload: args[0] });
+      return failure("INVALID_ARGUMENT", `event name "${String(name).slice(0, 80)}" is not allowed`);
+    });
   });
 
   socket.on("disconnect", () => {

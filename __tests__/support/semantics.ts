@@ -1,0 +1,271 @@
+// The delivery semantics of the contract, over real sockets. Run against every way of
+// running the hub (memory store, SQLite store, a cluster), like the store conformance suite.
+import type { HubConfig } from "../../src/config.js";
+import type { Message } from "../../src/protocol.js";
+import { settle, type TestContext, waitUntil } from "./hub.js";
+
+export type HubFactory = (overrides?: Partial<HubConfig>) => Promise<TestContext>;
+
+const ids = (messages: Message[]) => messages.map((m) => m.messageId);
+
+export function deliverySemantics(name: string, start: HubFactory) {
+  describe(`delivery semantics: ${name}`, () => {
+    let ctx: TestContext;
+    afterEach(async () => {
+      await ctx?.close();
+    });
+
+    test("CAPS flow: pickup fans out to drivers, delivered goes back to the vendor only", async () => {
+      ctx = await start();
+      const driver = await ctx.client("/caps", { clientId: "driver-1" });
+      const other = await ctx.client("/caps", { clientId: "driver-2" });
+      const vendor = await ctx.client("/caps", { clientId: "acme-widgets" });
+      expect(await driver.request("subscribe", { event: "pickup" })).toEqual({ ok: true, events: ["pickup"] });
+      await other.request("subscribe", { event: ["pickup"] });
+      const published = await vendor.request("pickup", { orderId: "o-1", store: "acme-widgets" });
+      expect(published).toEqual({ ok: true, messageId: expect.any(String) });
+      const [pickup] = await driver.received(1);
+      await other.received(1);
+      expect(pickup).toEqual({
+        messageId: published.messageId,
+        event: "pickup",
+        payload: { orderId: "o-1", store: "acme-widgets" },
+        publishedAt: expect.any(Number),
+        from: "acme-widgets",
+        deliveries: 1,
+      });
+      expect(await driver.request("received", { messageId: pickup?.messageId })).toEqual({ ok: true, removed: 1 });
+      await driver.request("publish", { event: "in-transit", payload: { orderId: "o-1" }, to: "acme-widgets" });
+      await driver.request("publish", { event: "delivered", payload: { orderId: "o-1" }, to: ["acme-widgets"] });
+      const got = await vendor.received(2);
+      expect(got.map((m) => [m.event, m.from])).toEqual([
+        ["in-transit", "driver-1"],
+        ["delivered", "driver-1"],
+      ]);
+      await settle();
+      expect(other.messages).toHaveLength(1);
+      expect(vendor.messages).toHaveLength(2);
+    });
+
+    test("an offline subscriber catches up in order; acked messages are never replayed", async () => {
+      ctx = await start();
+      const sub = await ctx.client("/caps", { clientId: "vendor" });
+      await sub.request("subscribe", { event: ["delivered", "in-transit"] });
+      sub.close();
+      const pub = await ctx.client("/caps", { clientId: "driver" });
+      for (let i = 0; i < 10; i++) {
+        await pub.request("publish", { event: i % 2 ? "delivered" : "in-transit", payload: i });
+      }
+      const back = await ctx.client("/caps", { clientId: "vendor" });
+      await back.received(10);
+      expect(back.payloads()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      expect(back.messages.every((m) => m.deliveries === 1)).toBe(true);
+      expect(await back.ackAll()).toBe(10);
+      expect(await back.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      back.close();
+      const again = await ctx.client("/caps", { clientId: "vendor" });
+      expect(await again.request("getAll")).toEqual({ ok: true, count: 0 });
+      await settle();
+      expect(again.messages).toEqual([]);
+    });
+
+    test("unacked deliveries come again on the next connection, counted", async () => {
+      ctx = await start();
+      const sub = await ctx.client("/", { clientId: "sub" });
+      await sub.request("subscribe", { event: "job" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request("publish", [
+        { event: "job", payload: "a" },
+        { event: "job", payload: "b" },
+      ]);
+      const [a] = await sub.received(2);
+      await sub.request("received", { messageId: a?.messageId });
+      sub.close();
+      const back = await ctx.client("/", { clientId: "sub" });
+      const [b] = await back.received(1);
+      expect(b).toMatchObject({ payload: "b", deliveries: 2 });
+      await settle();
+      expect(back.messages).toHaveLength(1);
+    });
+
+    test("getAll counts what is pending and never duplicates what is in flight", async () => {
+      ctx = await start();
+      const sub = await ctx.client("/", { clientId: "sub" });
+      await sub.request("subscribe", { event: ["x", "y"] });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request("publish", [
+        { event: "x", payload: 1 },
+        { event: "y", payload: 2 },
+        { event: "x", payload: 3 },
+      ]);
+      await sub.received(3);
+      expect(await sub.request("getAll", {})).toEqual({ ok: true, count: 3 });
+      expect(await sub.request("getAll", { event: "x" })).toEqual({ ok: true, count: 2 });
+      await settle();
+      expect(sub.messages).toHaveLength(3);
+    });
+
+    test("`to` reaches a client that never connected; fan-out skips the publisher unless echo", async () => {
+      ctx = await start();
+      const a = await ctx.client("/", { clientId: "a" });
+      await a.request("subscribe", { event: "chat" });
+      await a.request("publish", { event: "chat", payload: "no echo" });
+      await a.request("publish", { event: "chat", payload: "echo", echo: true });
+      await a.request("publish", { event: "note", payload: "for later", to: "never-seen" });
+      await a.received(1);
+      await settle();
+      expect(a.payloads()).toEqual(["echo"]);
+      const late = await ctx.client("/", { clientId: "never-seen" });
+      await late.received(1);
+      expect(late.messages[0]).toMatchObject({ event: "note", payload: "for later", from: "a" });
+    });
+
+    test("subscribing starts now: earlier messages are not back-filled; unsubscribe drops the queue", async () => {
+      ctx = await start();
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request("publish", { event: "news", payload: "before" });
+      const sub = await ctx.client("/", { clientId: "sub" });
+      await sub.request("subscribe", { event: "news" });
+      expect(await sub.request("subscribe", { event: "news" })).toEqual({ ok: true, events: ["news"] });
+      await pub.request("publish", { event: "news", payload: "after" });
+      await sub.received(1);
+      expect(sub.payloads()).toEqual(["after"]);
+      sub.close();
+      await pub.request("publish", { event: "news", payload: "while away" });
+      const back = await ctx.client("/", { clientId: "sub" });
+      expect(await back.request("unsubscribe", { event: "news" })).toEqual({ ok: true });
+      await pub.request("publish", { event: "news", payload: "after unsubscribe" });
+      // The redelivered entries may already be on the way; none may come after the unsubscribe.
+      await settle();
+      expect(back.payloads().filter((p) => p === "after unsubscribe")).toEqual([]);
+      expect(await back.request("getAll", {})).toEqual({ ok: true, count: 0 });
+    });
+
+    test("a repeated publish key stores once and returns the first id", async () => {
+      ctx = await start();
+      const sub = await ctx.client("/", { clientId: "sub" });
+      await sub.request("subscribe", { event: "pay" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      const first = await pub.request("publish", { event: "pay", payload: 1, key: "k-1" });
+      const again = await pub.request("publish", { event: "pay", payload: 1, key: "k-1" });
+      expect(again).toEqual(first);
+      await sub.received(1);
+      await settle();
+      expect(sub.messages).toHaveLength(1);
+    });
+
+    test("batch clients get arrays; the in-flight window holds back the rest until acks", async () => {
+      ctx = await start({ prefetch: 4 });
+      const sub = await ctx.client("/", { clientId: "sub", batch: true });
+      await sub.request("subscribe", { event: "t" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      const items = Array.from({ length: 10 }, (_, i) => ({ event: "t", payload: i }));
+      const reply = await pub.request("publish", items);
+      expect(reply).toEqual({ ok: true, messageIds: expect.any(Array) });
+      await sub.received(4);
+      await settle();
+      expect(sub.payloads()).toEqual([0, 1, 2, 3]);
+      await sub.request("received", { messageIds: ids(sub.messages.slice(0, 2)) });
+      await sub.received(6);
+      await settle();
+      expect(sub.payloads()).toEqual([0, 1, 2, 3, 4, 5]);
+      for (let acked = 2; acked < 10; acked += 2) {
+        await sub.request("received", { messageIds: ids(sub.messages.slice(acked, acked + 2)) });
+        await sub.received(Math.min(10, acked + 6));
+      }
+      expect(sub.payloads()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    });
+
+    test("the newest connection of a client takes over, and the old one's acks still count", async () => {
+      ctx = await start();
+      const first = await ctx.client("/", { clientId: "sub" });
+      await first.request("subscribe", { event: "e" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request("publish", { event: "e", payload: 1 });
+      await first.received(1);
+      const second = await ctx.client("/", { clientId: "sub" });
+      const [resent] = await second.received(1);
+      expect(resent).toMatchObject({ payload: 1, deliveries: 2 });
+      await pub.request("publish", { event: "e", payload: 2 });
+      await second.received(2);
+      await settle();
+      expect(first.payloads()).toEqual([1]);
+      expect(await first.request("received", { messageId: resent?.messageId })).toEqual({ ok: true, removed: 1 });
+      expect(await second.request("getAll", {})).toEqual({ ok: true, count: 1 });
+    });
+
+    test("one client can neither ack nor receive another's messages", async () => {
+      ctx = await start();
+      const victim = await ctx.client("/", { clientId: "victim" });
+      await victim.request("subscribe", { event: "secret" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      const { messageId } = await pub.request("publish", { event: "secret", payload: "s" });
+      await victim.received(1);
+      const thief = await ctx.client("/", { clientId: "thief" });
+      expect(await thief.request("received", { messageId })).toEqual({ ok: true, removed: 0 });
+      expect(await thief.request("received", { messageIds: [messageId, "not-an-id"] })).toEqual({
+        ok: true,
+        removed: 0,
+      });
+      expect(await thief.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      expect(await thief.request("join", "victim")).toEqual({ ok: true });
+      await pub.request("publish", { event: "secret", payload: "s2" });
+      await victim.received(2);
+      await settle();
+      expect(thief.messages).toEqual([]);
+      expect(await victim.request("getAll", {})).toEqual({ ok: true, count: 2 });
+    });
+
+    test("classroom clients name themselves by join, and keep that name", async () => {
+      ctx = await start();
+      const vendor = await ctx.client("/caps");
+      expect(await vendor.request("publish", { event: "pickup", payload: 1 })).toMatchObject({
+        ok: false,
+        error: { code: "IDENTITY_REQUIRED" },
+      });
+      // join then publish, sent back to back, are processed in order.
+      const [joined, published] = await Promise.all([
+        vendor.request("join", "acme"),
+        vendor.request("pickup", { order: 1 }),
+      ]);
+      expect(joined).toEqual({ ok: true });
+      expect(published).toMatchObject({ ok: true });
+      expect(await vendor.request("join", "another-room")).toEqual({ ok: true });
+      expect(await vendor.request("subscribe", { event: "delivered", clientId: "someone-else" })).toMatchObject({
+        ok: false,
+        error: { code: "IDENTITY_MISMATCH" },
+      });
+      expect(await vendor.request("subscribe", { event: "delivered", clientId: "acme" })).toMatchObject({ ok: true });
+      const driver = await ctx.client("/caps");
+      // Classroom getAll { clientId, event } names the connection and subscribes it.
+      expect(await driver.request("getAll", { clientId: "driver", event: "pickup" })).toEqual({ ok: true, count: 0 });
+      await vendor.request("pickup", { order: 2 });
+      const [pickup] = await driver.received(1);
+      expect(pickup).toMatchObject({ payload: { order: 2 }, from: "acme" });
+      expect(
+        await driver.request("received", { clientId: "driver", event: "pickup", messageID: pickup?.messageId }),
+      ).toEqual({ ok: true, removed: 1 });
+      expect(await driver.request("received", { clientId: "acme", messageId: pickup?.messageId })).toMatchObject({
+        ok: false,
+        error: { code: "IDENTITY_MISMATCH" },
+      });
+      await driver.request("publish", { event: "delivered", payload: { order: 2 }, to: "acme" });
+      await vendor.received(1);
+      expect(vendor.messages[0]).toMatchObject({ event: "delivered", from: "driver" });
+    });
+
+    test("namespaces are separate queues", async () => {
+      ctx = await start();
+      const caps = await ctx.client("/caps", { clientId: "c" });
+      const other = await ctx.client("/orders", { clientId: "c" });
+      await caps.request("subscribe", { event: "e" });
+      await other.request("subscribe", { event: "e" });
+      const pub = await ctx.client("/caps", { clientId: "p" });
+      await pub.request("publish", { event: "e", payload: "caps only" });
+      await caps.received(1);
+      await settle();
+      expect(other.messages).toEqual([]);
+      expect(await other.request("getAll", {})).toEqual({ ok: true, count: 0 });
+    });
+  });
+}

@@ -1,0 +1,245 @@
+// HubClient: the typed client library over socket.io-client. It shares the hub's event
+// map (protocol.ts), acks each message after its handler resolves (acks are batched on
+// the wire), asks for what it missed on every (re)connect, and reconnects with backoff.
+import { io, type Socket } from "socket.io-client";
+import type {
+  AnyReply,
+  ClientToHubEvents,
+  ErrorCode,
+  HubToClientEvents,
+  Message,
+  PublishRequest,
+} from "../protocol.js";
+
+export interface HubClientOptions {
+  /** Hub address, e.g. http://localhost:3000 */
+  url: string;
+  /** @default "/" */
+  namespace?: string;
+  clientId: string;
+  /** JWT for hubs that run with HUB_SECRET. */
+  token?: string;
+  /** Receive deliveries as arrays (fewer frames). @default true */
+  batch?: boolean;
+  /** How long to wait for a reply from the hub. @default 10000 */
+  replyTimeoutMs?: number;
+  /** Reconnect backoff. @default 500 and 5000 */
+  reconnectDelayMs?: number;
+  reconnectDelayMaxMs?: number;
+}
+
+export type Handler = (payload: unknown, message: Message) => unknown;
+
+/** A refusal from the hub, with its stable code. */
+export class HubError extends Error {
+  override name = "HubError";
+  constructor(
+    readonly code: ErrorCode | "TIMEOUT" | "CONNECT",
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+type Listener = {
+  connect: () => void;
+  disconnect: (reason: string) => void;
+  error: (err: Error) => void;
+};
+
+const RECENT_ACKS = 10_000;
+const ACK_BATCH = 256;
+
+export class HubClient {
+  readonly socket: Socket<HubToClientEvents, ClientToHubEvents>;
+  private readonly handlers = new Map<string, Handler>();
+  /** Deliveries of events that have no handler yet: kept unacked until one is added. */
+  private readonly parked = new Map<string, Message[]>();
+  /** Ids handled lately: a redelivery of one is acked again, not handled twice. */
+  private readonly recent = new Set<string>();
+  private pendingAcks: string[] = [];
+  private ackScheduled = false;
+  private readonly listeners: { [K in keyof Listener]: Listener[K][] } = {
+    connect: [],
+    disconnect: [],
+    error: [],
+  };
+  private readonly replyTimeoutMs: number;
+
+  constructor(readonly options: HubClientOptions) {
+    this.replyTimeoutMs = options.replyTimeoutMs ?? 10_000;
+    const ns = options.namespace ?? "/";
+    const base = options.url.replace(/\/+$/, "");
+    this.socket = io(`${base}${ns.startsWith("/") ? ns : `/${ns}`}`, {
+      autoConnect: false,
+      transports: ["websocket"],
+      auth: { clientId: options.clientId, token: options.token, batch: options.batch ?? true },
+      reconnectionDelay: options.reconnectDelayMs ?? 500,
+      reconnectionDelayMax: options.reconnectDelayMaxMs ?? 5000,
+    });
+    // Listeners are attached before connecting: the hub delivers as soon as we are identified.
+    this.socket.on("deliveries", (messages) => {
+      for (const m of messages) this.dispatch(m);
+    });
+    this.socket.onAny((event: string, message: Message) => {
+      if (event !== "deliveries" && isMessage(message)) this.dispatch(message);
+    });
+    this.socket.on("connect", () => {
+      this.flushAcks();
+      this.getAll().catch((err: Error) => this.emitLocal("error", err));
+      for (const fn of this.listeners.connect) fn();
+    });
+    this.socket.on("disconnect", (reason) => {
+      for (const fn of this.listeners.disconnect) fn(reason);
+    });
+  }
+
+  on<K extends keyof Listener>(what: K, fn: Listener[K]): this {
+    this.listeners[what].push(fn);
+    return this;
+  }
+
+  get connected(): boolean {
+    return this.socket.connected;
+  }
+
+  /** Connects; rejects with the hub's connect_error message (e.g. "unauthorized"). */
+  connect(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onConnect = () => {
+        this.socket.off("connect_error", onError);
+        resolve();
+      };
+      const onError = (err: Error) => {
+        this.socket.off("connect", onConnect);
+        // Refusals by the hub are final; transport errors are retried by socket.io-client.
+        if (!this.socket.active) reject(new HubError("CONNECT", err.message, { cause: err }));
+        else this.socket.once("connect_error", onError);
+      };
+      this.socket.once("connect", onConnect);
+      this.socket.once("connect_error", onError);
+      this.socket.connect();
+    });
+  }
+
+  /** Durably subscribes and handles each message of these events; acks after `handler` resolves. */
+  async subscribe(
+    event: string | string[],
+    handler: Handler,
+    options: { group?: string } = {},
+  ): Promise<void> {
+    const events = Array.isArray(event) ? event : [event];
+    for (const e of events) this.handle(e, handler);
+    await this.request("subscribe", { event: events, ...(options.group ? { group: options.group } : {}) });
+  }
+
+  /** Handles messages of an event without subscribing (e.g. ones addressed to us with `to`). */
+  handle(event: string, handler: Handler): this {
+    this.handlers.set(event, handler);
+    const parked = this.parked.get(event);
+    this.parked.delete(event);
+    for (const m of parked ?? []) this.dispatch(m);
+    return this;
+  }
+
+  async unsubscribe(event: string | string[]): Promise<void> {
+    for (const e of Array.isArray(event) ? event : [event]) this.handlers.delete(e);
+    await this.request("unsubscribe", { event });
+  }
+
+  /** Publishes once stored by the hub; returns the messageId. */
+  async publish(event: string, payload: unknown, options: Omit<PublishRequest, "event" | "payload"> = {}) {
+    const reply = await this.request("publish", { event, payload, ...options });
+    return reply.messageId as string;
+  }
+
+  /** Publishes several messages, all or nothing. */
+  async publishBatch(items: PublishRequest[]): Promise<string[]> {
+    const reply = await this.request("publish", items);
+    return reply.messageIds as string[];
+  }
+
+  /** Asks the hub to stream what is pending; returns how many messages that is. */
+  async getAll(event?: string): Promise<number> {
+    const reply = await this.request("getAll", event === undefined ? {} : { event });
+    return reply.count as number;
+  }
+
+  /** Acks now (handlers are acked automatically). Returns how many entries the hub removed. */
+  async ack(messageIds: string[]): Promise<number> {
+    const reply = await this.request("received", { messageIds });
+    return reply.removed as number;
+  }
+
+  close(): void {
+    this.flushAcks();
+    this.socket.close();
+  }
+
+  private async request(event: keyof ClientToHubEvents, arg: unknown): Promise<Record<string, unknown>> {
+    let reply: AnyReply;
+    try {
+      const timed = this.socket.timeout(this.replyTimeoutMs) as unknown as {
+        emitWithAck(ev: string, arg: unknown): Promise<AnyReply>;
+      };
+      reply = await timed.emitWithAck(event, arg);
+    } catch (err) {
+      throw new HubError("TIMEOUT", `no reply to ${event} within ${this.replyTimeoutMs} ms`, { cause: err });
+    }
+    if (!reply.ok) throw new HubError(reply.error.code, reply.error.message);
+    return reply;
+  }
+
+  private dispatch(message: Message) {
+    if (this.recent.has(message.messageId)) return this.queueAck(message.messageId);
+    const handler = this.handlers.get(message.event);
+    if (!handler) {
+      const parked = this.parked.get(message.event) ?? [];
+      parked.push(message);
+      this.parked.set(message.event, parked);
+      return;
+    }
+    Promise.resolve()
+      .then(() => handler(message.payload, message))
+      .then(
+        () => {
+          this.remember(message.messageId);
+          this.queueAck(message.messageId);
+        },
+        // Not acked: the hub sends it again after its ack timeout.
+        (err: unknown) => this.emitLocal("error", err instanceof Error ? err : new Error(String(err))),
+      );
+  }
+
+  private remember(id: string) {
+    this.recent.add(id);
+    if (this.recent.size > RECENT_ACKS) this.recent.delete(this.recent.values().next().value as string);
+  }
+
+  private queueAck(id: string) {
+    this.pendingAcks.push(id);
+    if (this.pendingAcks.length >= ACK_BATCH) return this.flushAcks();
+    if (!this.ackScheduled) {
+      this.ackScheduled = true;
+      setImmediate(() => this.flushAcks());
+    }
+  }
+
+  private flushAcks() {
+    this.ackScheduled = false;
+    if (this.pendingAcks.length === 0 || !this.socket.connected) return;
+    const messageIds = this.pendingAcks;
+    this.pendingAcks = [];
+    this.socket.emit("received", { messageIds });
+  }
+
+  private emitLocal(what: "error", err: Error) {
+    if (this.listeners.error.length === 0) return;
+    for (const fn of this.listeners.error) fn(err);
+  }
+}
+
+function isMessage(value: unknown): value is Message {
+  return typeof value === "object" && value !== null && "messageId" in value && "event" in value;
+}
