@@ -163,7 +163,7 @@ export function handleConnection(
       if (handler) return handler(args[0]);
       // Any other event name is shorthand for publish { event, payload }.
       if (isValidEventName(name)) return publish({ event: name, payload: args[0] });
-      return failure("INVALID_ARGUMENT", `event name "${String(name).slice(0, 80)}" is not allowed`);
+      return failure("INVALID_ARGUMENT", `event name "${name.slice(0, 80)}" is not allowed`);
     });
   });
 

@@ -112,16 +112,19 @@ async function publish(
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const tooLarge = () =>
+    new HttpError(413, failure("PAYLOAD_TOO_LARGE", `body is over the ${limit}-byte limit`));
+  if (Number(req.headers["content-length"] ?? 0) > limit) {
+    req.resume();
+    return Promise.reject(tooLarge());
+  }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        reject(new HttpError(413, failure("PAYLOAD_TOO_LARGE", `body is over the ${limit}-byte limit`)));
-        req.destroy();
-        return;
-      }
+      // Past the limit the rest is read and dropped, so the reply still reaches the sender.
+      if (size > limit) return reject(tooLarge());
       chunks.push(chunk);
     });
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));

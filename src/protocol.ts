@@ -142,8 +142,8 @@ export function isValidClientId(id: unknown): id is string {
   return typeof id === "string" && CLIENT_ID_PATTERN.test(id);
 }
 
-export function isValidEventName(name: unknown): name is string {
-  return typeof name === "string" && EVENT_PATTERN.test(name) && !RESERVED_EVENTS.has(name);
+export function isValidEventName(name: string): boolean {
+  return EVENT_PATTERN.test(name) && !RESERVED_EVENTS.has(name);
 }
 
 export function failure(code: ErrorCode, message: string): Failure {

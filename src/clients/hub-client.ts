@@ -87,7 +87,7 @@ export class HubClient {
     });
     this.socket.on("connect", () => {
       this.flushAcks();
-      this.getAll().catch((err: Error) => this.emitLocal("error", err));
+      this.getAll().catch((err: Error) => this.reportError(err));
       for (const fn of this.listeners.connect) fn();
     });
     this.socket.on("disconnect", (reason) => {
@@ -208,7 +208,7 @@ export class HubClient {
           this.queueAck(message.messageId);
         },
         // Not acked: the hub sends it again after its ack timeout.
-        (err: unknown) => this.emitLocal("error", err instanceof Error ? err : new Error(String(err))),
+        (err: unknown) => this.reportError(err instanceof Error ? err : new Error(String(err))),
       );
   }
 
@@ -234,7 +234,7 @@ export class HubClient {
     this.socket.emit("received", { messageIds });
   }
 
-  private emitLocal(what: "error", err: Error) {
+  private reportError(err: Error) {
     if (this.listeners.error.length === 0) return;
     for (const fn of this.listeners.error) fn(err);
   }

@@ -1,0 +1,56 @@
+// Settings are parsed once at the edge; a bad one stops the start with a message naming it.
+import { spawnSync } from "node:child_process";
+import { ConfigError, parseConfig } from "../src/config.js";
+
+test("defaults a user would expect", () => {
+  expect(parseConfig({})).toMatchObject({
+    port: 3000,
+    store: "sqlite",
+    db: "./data/hub.db",
+    sync: "normal",
+    prefetch: 256,
+    ackTimeoutMs: 30_000,
+    maxDeliveries: 10,
+    overflow: "reject",
+    dedupWindowMs: 120_000,
+    secret: null,
+    namespaces: null,
+  });
+});
+
+test("names are parsed into typed values", () => {
+  const config = parseConfig({
+    PORT: "0",
+    HUB_STORE: "memory",
+    HUB_NAMESPACES: "caps, /orders",
+    HUB_PREFETCH: "8",
+  });
+  expect(config).toMatchObject({ port: 0, store: "memory", namespaces: ["/caps", "/orders"], prefetch: 8 });
+});
+
+test.each([
+  ["PORT", "abc"],
+  ["PORT", "70000"],
+  ["HUB_STORE", "postgres"],
+  ["HUB_SYNC", "sometimes"],
+  ["HUB_PREFETCH", "0"],
+  ["HUB_ACK_TIMEOUT_MS", "-5"],
+  ["HUB_MAX_DELIVERIES", "1.5"],
+  ["HUB_MAX_QUEUE_LENGTH", "lots"],
+  ["HUB_OVERFLOW", "drop-newest"],
+  ["HUB_NAMESPACES", "caps,Bad Name"],
+  ["LOG_LEVEL", "loud"],
+])("%s=%s is refused with a message naming it", (name, value) => {
+  expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
+  expect(() => parseConfig({ [name]: value })).toThrow(name);
+});
+
+test("the hub refuses to start on a bad setting, naming it", () => {
+  const run = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    env: { ...process.env, HUB_PREFETCH: "-1", HUB_STORE: "memory", PORT: "0" },
+    encoding: "utf8",
+    timeout: 15_000,
+  });
+  expect(run.status).toBe(2);
+  expect(run.stderr).toContain("HUB_PREFETCH");
+});

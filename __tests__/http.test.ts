@@ -1,0 +1,95 @@
+// HTTP beside the sockets: health, metrics and publish, answered like the socket ack.
+import { startHub, type TestContext } from "./support/hub.js";
+
+let ctx: TestContext;
+afterEach(async () => {
+  await ctx?.close();
+});
+
+const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(url, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
+
+test("GET /healthz answers JSON", async () => {
+  ctx = await startHub();
+  const res = await fetch(`${ctx.url}/healthz`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toMatchObject({ ok: true, status: "healthy", store: "sqlite" });
+});
+
+test("POST /publish/:namespace/:event and /publish/:event store and deliver, with from null", async () => {
+  ctx = await startHub();
+  const caps = await ctx.client("/caps", { clientId: "driver" });
+  await caps.request("subscribe", { event: "pickup" });
+  const root = await ctx.client("/", { clientId: "root" });
+  await root.request("subscribe", { event: "ping" });
+  const res = await post(`${ctx.url}/publish/caps/pickup`, JSON.stringify({ orderId: 7 }));
+  expect(res.status).toBe(200);
+  const reply = await res.json();
+  expect(reply).toEqual({ ok: true, messageId: expect.any(String) });
+  const [m] = await caps.received(1);
+  expect(m).toMatchObject({
+    messageId: reply.messageId,
+    event: "pickup",
+    payload: { orderId: 7 },
+    from: null,
+  });
+  expect((await post(`${ctx.url}/publish/ping`, "1")).status).toBe(200);
+  await root.received(1);
+  expect(root.payloads()).toEqual([1]);
+});
+
+test("?to= addresses clients and Idempotency-Key dedups", async () => {
+  ctx = await startHub();
+  const headers = { "idempotency-key": "order-9" };
+  const first = await (await post(`${ctx.url}/publish/caps/note?to=a,b`, '"hi"', headers)).json();
+  const again = await (await post(`${ctx.url}/publish/caps/note?to=a,b`, '"hi"', headers)).json();
+  expect(again).toEqual(first);
+  const a = await ctx.client("/caps", { clientId: "a" });
+  const b = await ctx.client("/caps", { clientId: "b" });
+  await a.received(1);
+  await b.received(1);
+  expect(await a.request("getAll", {})).toEqual({ ok: true, count: 1 });
+});
+
+test("bad HTTP publishes get the contract's status and code", async () => {
+  ctx = await startHub({ maxPayloadBytes: 100, namespaces: ["/caps"] });
+  const cases: [string, string, number, string][] = [
+    ["/publish/caps/pickup", "{not json", 400, "INVALID_ARGUMENT"],
+    ["/publish/caps/subscribe", "1", 400, "INVALID_ARGUMENT"],
+    ["/publish/orders/pickup", "1", 400, "INVALID_ARGUMENT"],
+    ["/publish/caps/pickup?to=bad/id", "1", 400, "INVALID_ARGUMENT"],
+    ["/publish/caps/pickup", JSON.stringify("x".repeat(200)), 413, "PAYLOAD_TOO_LARGE"],
+  ];
+  for (const [path, body, status, code] of cases) {
+    const res = await post(`${ctx.url}${path}`, body);
+    expect([path, res.status]).toEqual([path, status]);
+    expect(await res.json()).toEqual({ ok: false, error: { code, message: expect.any(String) } });
+  }
+  expect(await ctx.hub.store.stats()).toEqual([]);
+  expect((await fetch(`${ctx.url}/nothing-here`)).status).toBe(404);
+});
+
+test("with a secret, HTTP publishes need a bearer token", async () => {
+  const { signToken } = await import("../src/token.js");
+  ctx = await startHub({ secret: "http-secret" });
+  const denied = await post(`${ctx.url}/publish/caps/pickup`, "1");
+  expect(denied.status).toBe(401);
+  expect(await denied.json()).toMatchObject({ ok: false, error: { code: "UNAUTHORIZED" } });
+  const token = await signToken("http-secret", "ops");
+  const ok = await post(`${ctx.url}/publish/caps/pickup`, "1", { authorization: `Bearer ${token}` });
+  expect(ok.status).toBe(200);
+});
+
+test("GET /metrics is Prometheus text with the counters", async () => {
+  ctx = await startHub();
+  const sub = await ctx.client("/", { clientId: "sub" });
+  await sub.request("subscribe", { event: "e" });
+  await post(`${ctx.url}/publish/e`, "1");
+  await sub.received(1);
+  await sub.ackAll();
+  const text = await (await fetch(`${ctx.url}/metrics`)).text();
+  expect(text).toContain("queuehub_published_total 1");
+  expect(text).toContain("queuehub_delivered_total 1");
+  expect(text).toContain("queuehub_acked_total 1");
+  expect(text).toMatch(/queuehub_connections 1/);
+});
