@@ -28,6 +28,8 @@ export interface HttpDeps {
   verifier: TokenVerifier | null;
   namespaceAllowed(ns: string): boolean;
   connections(): number;
+  /** Connected, identified sockets (in one namespace, or all). */
+  clients(ns?: string): { ns: string; clientId: string; socketId: string }[];
 }
 
 class HttpError extends Error {
@@ -62,6 +64,10 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     });
   }
   if (req.method === "GET" && url.pathname === "/metrics") return sendMetrics(deps, res);
+  if (parts[0] === "dead-letters" || ["/queues", "/subscriptions", "/clients"].includes(url.pathname)) {
+    await authorize(deps, req);
+    return operatorView(deps, req, res, url, parts);
+  }
   if (req.method === "POST" && parts[0] === "publish" && (parts.length === 2 || parts.length === 3)) {
     const [ns, event] = parts.length === 2 ? ["/", parts[1]] : [`/${parts[1]}`, parts[2]];
     return publish(deps, req, res, ns, event ?? "", url);
@@ -109,6 +115,65 @@ async function publish(
   const result = await deps.core.publish(ns, null, parsed.value.items);
   if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
   send(res, 200, { ok: true, messageId: result.messageIds[0] });
+}
+
+async function authorize(deps: HttpDeps, req: IncomingMessage) {
+  if (!deps.verifier) return;
+  const bearer = req.headers.authorization?.replace(/^Bearer\s+/i, "");
+  if (!(await deps.verifier.subject(bearer))) {
+    throw new HttpError(
+      401,
+      failure("UNAUTHORIZED", "send Authorization: Bearer <token signed with HUB_SECRET>"),
+    );
+  }
+}
+
+/** JSON views for operators: queues, subscriptions, connected clients, and dead letters to requeue or drop. */
+async function operatorView(
+  deps: HttpDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  parts: string[],
+) {
+  const nsParam = url.searchParams.get("ns") ?? undefined;
+  const ns = nsParam === undefined || nsParam.startsWith("/") ? nsParam : `/${nsParam}`;
+  if (ns !== undefined && ns !== "/" && !NAMESPACE_PATTERN.test(ns)) {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", `ns "${ns}" is not a valid namespace`));
+  }
+  if (req.method === "GET" && url.pathname === "/queues") {
+    return send(res, 200, { ok: true, queues: await deps.store.stats(ns) });
+  }
+  if (req.method === "GET" && url.pathname === "/subscriptions") {
+    return send(res, 200, { ok: true, subscriptions: await deps.store.subscriptions(ns) });
+  }
+  if (req.method === "GET" && url.pathname === "/clients") {
+    return send(res, 200, { ok: true, clients: deps.clients(ns) });
+  }
+  const deadNs = ns ?? "/";
+  if (req.method === "GET" && parts.length === 1) {
+    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get("limit") ?? 100) || 100));
+    return send(res, 200, { ok: true, ns: deadNs, deadLetters: await deps.store.listDead(deadNs, limit) });
+  }
+  if (req.method === "POST" && parts.length === 2 && (parts[1] === "requeue" || parts[1] === "drop")) {
+    const body = await readBody(req, 1024 * 1024);
+    let messageIds: unknown;
+    try {
+      messageIds = (JSON.parse(body) as { messageIds?: unknown }).messageIds;
+    } catch {
+      throw new HttpError(400, failure("INVALID_ARGUMENT", "body: not valid JSON"));
+    }
+    if (!Array.isArray(messageIds) || !messageIds.every((id) => typeof id === "string")) {
+      throw new HttpError(400, failure("INVALID_ARGUMENT", "body: messageIds must be an array of strings"));
+    }
+    if (parts[1] === "drop") {
+      return send(res, 200, { ok: true, dropped: await deps.store.dropDead(deadNs, messageIds) });
+    }
+    const queues = await deps.store.requeueDead(deadNs, messageIds);
+    deps.core.wake(deadNs, queues);
+    return send(res, 200, { ok: true, queues });
+  }
+  send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {

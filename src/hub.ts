@@ -26,11 +26,13 @@ export interface HubOptions {
   log?: Logger;
 }
 
+type HubServer = Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
+
 export interface Hub {
   /** http://127.0.0.1:<port> */
   url: string;
   port: number;
-  io: Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
+  io: HubServer;
   core: QueueCore;
   store: QueueStore;
   close(): Promise<void>;
@@ -46,7 +48,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
   const namespaceAllowed = (name: string) =>
     name === "/" || (NAMESPACE_PATTERN.test(name) && (config.namespaces?.includes(name) ?? true));
 
-  let connections = () => 0;
   // Socket.IO takes over this server's request listeners and passes on whatever is not its own.
   const httpServer = createServer(
     createHttpHandler({
@@ -56,10 +57,11 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
       log,
       verifier,
       namespaceAllowed,
-      connections: () => connections(),
+      connections: () => io.engine.clientsCount,
+      clients: (ns) => connectedClients(io, ns),
     }),
   );
-  const io = new Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>(httpServer, {
+  const io: HubServer = new Server(httpServer, {
     // Frames must fit a full batch, so oversized payloads get PAYLOAD_TOO_LARGE instead of a cut connection.
     maxHttpBufferSize: Math.min(
       64 * ONE_MIB,
@@ -68,7 +70,6 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     serveClient: false,
     cleanupEmptyChildNamespaces: true,
   });
-  connections = () => io.engine.clientsCount;
 
   const authenticate = async (socket: HubSocket, next: (err?: Error) => void) => {
     const auth = (socket.handshake.auth ?? {}) as HandshakeAuth;
@@ -109,4 +110,15 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     return closing;
   };
   return { url: `http://127.0.0.1:${port}`, port, io, core, store, close };
+}
+
+function connectedClients(io: HubServer, ns?: string) {
+  return [...io._nsps.values()]
+    .filter((nsp) => ns === undefined || nsp.name === ns)
+    .flatMap((nsp) => [...nsp.sockets.values()])
+    .flatMap((socket) =>
+      socket.data.clientId === null
+        ? []
+        : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
+    );
 }

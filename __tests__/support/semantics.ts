@@ -8,6 +8,14 @@ export type HubFactory = (overrides?: Partial<HubConfig>) => Promise<TestContext
 
 const ids = (messages: Message[]) => messages.map((m) => m.messageId);
 
+async function waitFor(check: () => Promise<boolean>, timeoutMs = 3000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export function deliverySemantics(name: string, start: HubFactory) {
   describe(`delivery semantics: ${name}`, () => {
     let ctx: TestContext;
@@ -20,7 +28,10 @@ export function deliverySemantics(name: string, start: HubFactory) {
       const driver = await ctx.client("/caps", { clientId: "driver-1" });
       const other = await ctx.client("/caps", { clientId: "driver-2" });
       const vendor = await ctx.client("/caps", { clientId: "acme-widgets" });
-      expect(await driver.request("subscribe", { event: "pickup" })).toEqual({ ok: true, events: ["pickup"] });
+      expect(await driver.request("subscribe", { event: "pickup" })).toEqual({
+        ok: true,
+        events: ["pickup"],
+      });
       await other.request("subscribe", { event: ["pickup"] });
       const published = await vendor.request("pickup", { orderId: "o-1", store: "acme-widgets" });
       expect(published).toEqual({ ok: true, messageId: expect.any(String) });
@@ -34,9 +45,20 @@ export function deliverySemantics(name: string, start: HubFactory) {
         from: "acme-widgets",
         deliveries: 1,
       });
-      expect(await driver.request("received", { messageId: pickup?.messageId })).toEqual({ ok: true, removed: 1 });
-      await driver.request("publish", { event: "in-transit", payload: { orderId: "o-1" }, to: "acme-widgets" });
-      await driver.request("publish", { event: "delivered", payload: { orderId: "o-1" }, to: ["acme-widgets"] });
+      expect(await driver.request("received", { messageId: pickup?.messageId })).toEqual({
+        ok: true,
+        removed: 1,
+      });
+      await driver.request("publish", {
+        event: "in-transit",
+        payload: { orderId: "o-1" },
+        to: "acme-widgets",
+      });
+      await driver.request("publish", {
+        event: "delivered",
+        payload: { orderId: "o-1" },
+        to: ["acme-widgets"],
+      });
       const got = await vendor.received(2);
       expect(got.map((m) => [m.event, m.from])).toEqual([
         ["in-transit", "driver-1"],
@@ -190,7 +212,10 @@ export function deliverySemantics(name: string, start: HubFactory) {
       await second.received(2);
       await settle();
       expect(first.payloads()).toEqual([1]);
-      expect(await first.request("received", { messageId: resent?.messageId })).toEqual({ ok: true, removed: 1 });
+      expect(await first.request("received", { messageId: resent?.messageId })).toEqual({
+        ok: true,
+        removed: 1,
+      });
       expect(await second.request("getAll", {})).toEqual({ ok: true, count: 1 });
     });
 
@@ -231,21 +256,34 @@ export function deliverySemantics(name: string, start: HubFactory) {
       expect(joined).toEqual({ ok: true });
       expect(published).toMatchObject({ ok: true });
       expect(await vendor.request("join", "another-room")).toEqual({ ok: true });
-      expect(await vendor.request("subscribe", { event: "delivered", clientId: "someone-else" })).toMatchObject({
+      expect(
+        await vendor.request("subscribe", { event: "delivered", clientId: "someone-else" }),
+      ).toMatchObject({
         ok: false,
         error: { code: "IDENTITY_MISMATCH" },
       });
-      expect(await vendor.request("subscribe", { event: "delivered", clientId: "acme" })).toMatchObject({ ok: true });
+      expect(await vendor.request("subscribe", { event: "delivered", clientId: "acme" })).toMatchObject({
+        ok: true,
+      });
       const driver = await ctx.client("/caps");
       // Classroom getAll { clientId, event } names the connection and subscribes it.
-      expect(await driver.request("getAll", { clientId: "driver", event: "pickup" })).toEqual({ ok: true, count: 0 });
+      expect(await driver.request("getAll", { clientId: "driver", event: "pickup" })).toEqual({
+        ok: true,
+        count: 0,
+      });
       await vendor.request("pickup", { order: 2 });
       const [pickup] = await driver.received(1);
       expect(pickup).toMatchObject({ payload: { order: 2 }, from: "acme" });
       expect(
-        await driver.request("received", { clientId: "driver", event: "pickup", messageID: pickup?.messageId }),
+        await driver.request("received", {
+          clientId: "driver",
+          event: "pickup",
+          messageID: pickup?.messageId,
+        }),
       ).toEqual({ ok: true, removed: 1 });
-      expect(await driver.request("received", { clientId: "acme", messageId: pickup?.messageId })).toMatchObject({
+      expect(
+        await driver.request("received", { clientId: "acme", messageId: pickup?.messageId }),
+      ).toMatchObject({
         ok: false,
         error: { code: "IDENTITY_MISMATCH" },
       });
@@ -266,6 +304,125 @@ export function deliverySemantics(name: string, start: HubFactory) {
       await settle();
       expect(other.messages).toEqual([]);
       expect(await other.request("getAll", {})).toEqual({ ok: true, count: 0 });
+    });
+
+    test("an unacked delivery is sent again after the ack timeout, counted", async () => {
+      ctx = await start({ ackTimeoutMs: 150 });
+      const sub = await ctx.client("/", { clientId: "slow" });
+      await sub.request("subscribe", { event: "e" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request("e", "again");
+      await sub.received(2, 3000);
+      expect(sub.messages.map((m) => [m.payload, m.deliveries])).toEqual([
+        ["again", 1],
+        ["again", 2],
+      ]);
+      await sub.request("received", { messageId: sub.messages[0]?.messageId });
+      await settle(400);
+      expect(sub.messages).toHaveLength(2);
+    });
+
+    test("after maxDeliveries a message moves to dead letters, where an operator can requeue or drop it", async () => {
+      ctx = await start({ ackTimeoutMs: 100, maxDeliveries: 2 });
+      const sub = await ctx.client("/caps", { clientId: "flaky" });
+      await sub.request("subscribe", { event: "e" });
+      const pub = await ctx.client("/caps", { clientId: "pub" });
+      const { messageId } = await pub.request("e", "poison");
+      await sub.received(2, 3000);
+      const dead = async () => (await (await fetch(`${ctx.url}/dead-letters?ns=caps`)).json()).deadLetters;
+      await waitFor(async () => (await dead()).length === 1);
+      expect((await dead())[0]).toMatchObject({ messageId, queue: "c:flaky", reason: "max-deliveries" });
+      expect(await sub.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      const requeue = await fetch(`${ctx.url}/dead-letters/requeue?ns=caps`, {
+        method: "POST",
+        body: JSON.stringify({ messageIds: [messageId] }),
+      });
+      expect(await requeue.json()).toEqual({ ok: true, queues: ["c:flaky"] });
+      await sub.received(3, 3000);
+      expect(sub.messages[2]).toMatchObject({ messageId, deliveries: 1 });
+      await sub.request("received", { messageId });
+      await pub.request("e", "poison again");
+      await waitFor(async () => (await dead()).length === 1, 5000);
+      const [letter] = await dead();
+      const drop = await fetch(`${ctx.url}/dead-letters/drop?ns=caps`, {
+        method: "POST",
+        body: JSON.stringify({ messageIds: [letter.messageId] }),
+      });
+      expect(await drop.json()).toEqual({ ok: true, dropped: 1 });
+      expect(await dead()).toEqual([]);
+    });
+
+    test("a message past its TTL is never delivered", async () => {
+      ctx = await start({ messageTtlMs: 60_000 });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      const sub = await ctx.client("/", { clientId: "sub" });
+      await sub.request("subscribe", { event: "e" });
+      sub.close();
+      await pub.request("publish", { event: "e", payload: "short", ttl: 50 });
+      await pub.request("publish", { event: "e", payload: "default ttl" });
+      await settle(120);
+      const back = await ctx.client("/", { clientId: "sub" });
+      await back.received(1);
+      await settle();
+      expect(back.payloads()).toEqual(["default ttl"]);
+    });
+
+    test("a full queue refuses the whole publish (reject), or drops its oldest (drop-oldest)", async () => {
+      ctx = await start({ maxQueueLength: 2 });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      for (const id of ["a", "b"]) {
+        const c = await ctx.client("/", { clientId: id });
+        await c.request("subscribe", { event: "e" });
+        c.close();
+      }
+      await pub.request("publish", { event: "e", payload: 1, to: "a" });
+      await pub.request("publish", { event: "e", payload: 2, to: "a" });
+      expect(await pub.request("e", 3)).toMatchObject({ ok: false, error: { code: "QUEUE_FULL" } });
+      // All or nothing: b had room, but got nothing either.
+      const b = await ctx.client("/", { clientId: "b" });
+      expect(await b.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      await ctx.close();
+
+      ctx = await start({ maxQueueLength: 2, overflow: "drop-oldest" });
+      const pub2 = await ctx.client("/", { clientId: "pub" });
+      for (const n of [1, 2, 3]) await pub2.request("publish", { event: "e", payload: n, to: "a" });
+      const a = await ctx.client("/", { clientId: "a" });
+      await a.received(2);
+      expect(a.payloads()).toEqual([2, 3]);
+      const dead = await (await fetch(`${ctx.url}/dead-letters`)).json();
+      expect(dead.deadLetters).toMatchObject([{ payload: 1, reason: "overflow" }]);
+    });
+
+    test("a group shares one queue: each message to one member, handed on when its holder leaves", async () => {
+      ctx = await start({ prefetch: 1 });
+      const m1 = await ctx.client("/caps", { clientId: "driver-1" });
+      const m2 = await ctx.client("/caps", { clientId: "driver-2" });
+      await m1.request("subscribe", { event: "pickup", group: "drivers" });
+      await m2.request("subscribe", { event: "pickup", group: "drivers" });
+      const pub = await ctx.client("/caps", { clientId: "vendor" });
+      await pub.request("publish", [
+        { event: "pickup", payload: 1 },
+        { event: "pickup", payload: 2 },
+      ]);
+      await waitUntil(() => m1.messages.length + m2.messages.length === 2);
+      expect([...m1.payloads(), ...m2.payloads()].sort()).toEqual([1, 2]);
+      expect(m1.messages).toHaveLength(1);
+      // driver-1 leaves without acking: its order goes to driver-2 once driver-2 has room.
+      const held = m1.messages[0];
+      m1.close();
+      await m2.request("received", { messageIds: m2.messages.map((m) => m.messageId) });
+      await waitUntil(() => m2.messages.some((m) => m.messageId === held?.messageId));
+      await m2.request("received", { messageId: held?.messageId });
+      // Nobody on: the group's backlog waits for the next member.
+      m2.close();
+      await pub.request("pickup", 3);
+      const m3 = await ctx.client("/caps", { clientId: "driver-1" });
+      const [late] = await m3.received(1);
+      expect(late).toMatchObject({ payload: 3 });
+      // A member cannot ack a group message it does not hold.
+      const m4 = await ctx.client("/caps", { clientId: "driver-2" });
+      expect(await m4.request("received", { messageId: late?.messageId })).toEqual({ ok: true, removed: 0 });
+      expect(await m3.request("received", { messageId: late?.messageId })).toEqual({ ok: true, removed: 1 });
     });
   });
 }
