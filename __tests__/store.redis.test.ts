@@ -1,0 +1,333 @@
+// RedisStore: the store conformance suite against a real Redis, plus an outage test.
+// REDIS_URL (default redis://127.0.0.1:6379). Without Redis the tests are skipped with a
+// warning, except with CI=true, where they run and fail loudly.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import { Redis } from "ioredis";
+import { RedisStore } from "../src/store/redis.js";
+import { clientQueue, groupQueue, type NewMessage, StoreError } from "../src/store/store.js";
+import { storeConformance } from "./support/store-conformance.js";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const CI = process.env.CI === "true";
+const RUN = `qhtest:${randomBytes(4).toString("hex")}`;
+
+async function unreachable(url: string): Promise<string | null> {
+  const probe = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    retryStrategy: () => null,
+  });
+  probe.on("error", () => {});
+  try {
+    await probe.connect();
+    await probe.ping();
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    if (probe.status !== "end") probe.disconnect(); // an ended client would leave a 2 s timer
+  }
+}
+
+/** Deletes every key under prefix (SCAN + UNLINK; never FLUSHALL: the Redis is shared). */
+async function deleteKeys(url: string, prefix: string) {
+  const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    admin.disconnect();
+  }
+}
+
+const skipReason = CI ? null : await unreachable(REDIS_URL);
+if (skipReason) {
+  console.warn(
+    `Skipping RedisStore tests: no Redis at REDIS_URL=${REDIS_URL} (${skipReason}). ` +
+      "Start redis-server or set REDIS_URL; with CI=true these tests fail instead of skipping.",
+  );
+}
+const describeRedis = skipReason ? describe.skip : describe;
+
+describeRedis("RedisStore", () => {
+  let n = 0;
+  storeConformance("conformance", async () => {
+    const prefix = `${RUN}:${++n}:`;
+    let store = await RedisStore.connect({ url: REDIS_URL, prefix });
+    return {
+      store,
+      async reopen() {
+        await store.close();
+        store = await RedisStore.connect({ url: REDIS_URL, prefix });
+        return store;
+      },
+      async cleanup() {
+        await store.close();
+        await deleteKeys(REDIS_URL, prefix);
+      },
+    };
+  });
+
+  const msg = (i: number, event = "x"): NewMessage => ({
+    messageId: `m${String(i).padStart(6, "0")}`,
+    event,
+    payload: { i },
+    publishedAt: 1,
+    from: null,
+    expiresAt: null,
+  });
+  const enqueueReq = (store: RedisStore, ns: string, messages: NewMessage[]) =>
+    store.enqueue({
+      ns,
+      messages,
+      now: Date.now(),
+      dedupWindowMs: 1000,
+      maxQueueLength: 0,
+      overflow: "reject",
+    });
+
+  it("two hubs over one Redis never hand one group entry to two members", async () => {
+    const prefix = `${RUN}:hubs:`;
+    const hubs = [
+      await RedisStore.connect({ url: REDIS_URL, prefix }),
+      await RedisStore.connect({ url: REDIS_URL, prefix }),
+    ];
+    try {
+      const [a, b] = hubs as [RedisStore, RedisStore];
+      await a.subscribe("/", "w1", ["x"], "workers");
+      await b.subscribe("/", "w2", ["x"], "workers");
+      const total = 500;
+      for (let i = 0; i < total; i += 100) {
+        await enqueueReq(
+          a,
+          "/",
+          Array.from({ length: 100 }, (_, j) => msg(i + j)),
+        );
+      }
+      const now = Date.now();
+      const claims = Array.from({ length: 40 }, (_, i) =>
+        (i % 2 ? a : b).claim({
+          ns: "/",
+          queue: groupQueue("workers"),
+          consumer: i % 2 ? "w1" : "w2",
+          limit: 20,
+          now,
+          leaseMs: 60_000,
+          maxDeliveries: 0,
+        }),
+      );
+      const ids = (await Promise.all(claims)).flatMap((r) => r.messages.map((m) => m.messageId));
+      expect(ids).toHaveLength(total);
+      expect(new Set(ids).size).toBe(total);
+    } finally {
+      for (const hub of hubs) await hub.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+
+  it("stores one body per message whatever the fan-out, and frees it after the last ack", async () => {
+    const prefix = `${RUN}:body:`;
+    const store = await RedisStore.connect({ url: REDIS_URL, prefix });
+    const admin = new Redis(REDIS_URL);
+    try {
+      const clients = Array.from({ length: 20 }, (_, i) => `c${i}`);
+      for (const c of clients) await store.subscribe("/", c, ["x"], null);
+      await enqueueReq(store, "/", [msg(1)]);
+      const bodies = await admin.keys(`${prefix}m:*`);
+      expect(bodies).toHaveLength(1);
+      for (const c of clients) expect(await store.ack("/", c, ["m000001"])).toEqual(["m000001"]);
+      expect(await admin.keys(`${prefix}m:*`)).toEqual([]);
+      expect(await store.pending("/", "c0", Date.now())).toBe(0);
+    } finally {
+      admin.disconnect();
+      await store.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+
+  it("leaves no per-message or per-queue keys behind once everything is acked, expired or dropped", async () => {
+    const prefix = `${RUN}:leak:`;
+    const store = await RedisStore.connect({ url: REDIS_URL, prefix });
+    const admin = new Redis(REDIS_URL);
+    try {
+      const ns = "/";
+      const now = Date.now();
+      await store.subscribe(ns, "a", ["x", "y"], null);
+      await store.subscribe(ns, "b", ["x"], "g");
+      const base = { ns, now, dedupWindowMs: 1000, maxQueueLength: 3, overflow: "drop-oldest" as const };
+      const batch = Array.from({ length: 6 }, (_, i) => ({
+        ...msg(i, i % 2 ? "y" : "x"),
+        expiresAt: i === 5 ? now + 10 : null,
+      }));
+      const r = await store.enqueue({ ...base, messages: batch, key: "k" });
+      expect(r.dropped).toBe(3); // a: 6 entries into 3 slots; g: 3 x entries fit
+      const claimReq = (queue: string, consumer: string, at: number) => ({
+        ns,
+        queue,
+        consumer,
+        limit: 10,
+        now: at,
+        leaseMs: 100,
+        maxDeliveries: 1,
+      });
+      await store.claim(claimReq(groupQueue("g"), "b", now));
+      await store.claim(claimReq(groupQueue("g"), "b", now + 200)); // all 3 dead (max deliveries)
+      expect(await store.sweep(now + 10)).toBe(1); // m000005 expired in a's queue
+      const live = (await store.claim(claimReq(clientQueue("a"), "a", now + 10))).messages.map(
+        (m) => m.messageId,
+      );
+      expect(live).toHaveLength(2);
+      const dead = (await store.listDead(ns, 100)).map((d) => d.messageId);
+      expect(dead).toHaveLength(6);
+      await store.requeueDead(ns, dead.slice(0, 2));
+      const requeued = await store.claim(claimReq(groupQueue("g"), "b", now + 300));
+      await store.claim(claimReq(clientQueue("a"), "a", now + 300));
+      await store.ack(ns, "a", [...live, ...requeued.messages.map((m) => m.messageId), ...dead]);
+      await store.ack(
+        ns,
+        "b",
+        requeued.messages.map((m) => m.messageId),
+      );
+      await store.dropDead(ns, [...new Set((await store.listDead(ns, 100)).map((d) => d.messageId))]);
+      expect(await store.stats(ns)).toEqual([]);
+      expect(await store.listDead(ns, 100)).toEqual([]);
+      await store.sweep(now + 10_000);
+      const keys = (await admin.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
+      // what remains is bookkeeping that does not grow with traffic
+      expect(keys).toEqual([
+        "cs:/|a",
+        "cs:/|b",
+        "dseq",
+        "ev:/",
+        "k:/|k",
+        "nss",
+        "qs:/",
+        "seq",
+        "sub:/|x",
+        "sub:/|y",
+      ]);
+    } finally {
+      admin.disconnect();
+      await store.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+
+  describe("outage of a private redis-server", () => {
+    let server: ChildProcess | null = null;
+    let port = 0;
+
+    const freePort = () =>
+      new Promise<number>((resolve, reject) => {
+        const srv = net.createServer();
+        srv.unref();
+        srv.on("error", reject);
+        srv.listen(0, "127.0.0.1", () => {
+          const { port } = srv.address() as net.AddressInfo;
+          srv.close(() => resolve(port));
+        });
+      });
+
+    async function startServer() {
+      const child = spawn(
+        "redis-server",
+        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        { stdio: "ignore" },
+      );
+      server = child;
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        if ((await unreachable(`redis://127.0.0.1:${port}`)) === null) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`redis-server on port ${port} did not start`);
+    }
+
+    async function stopServer() {
+      const child = server;
+      server = null;
+      if (!child || child.exitCode !== null) return;
+      await new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      });
+    }
+
+    afterEach(async () => {
+      await stopServer();
+    });
+
+    it("rejects with UNAVAILABLE at once while Redis is down, and recovers by itself", async () => {
+      port = await freePort();
+      await startServer();
+      const store = await RedisStore.connect({ url: `redis://127.0.0.1:${port}`, prefix: "qh:" });
+      try {
+        await store.subscribe("/", "a", ["x"], null);
+        await enqueueReq(store, "/", [msg(1)]);
+        expect(await store.healthy()).toBe(true);
+
+        await stopServer();
+        const started = Date.now();
+        let caught: unknown;
+        try {
+          await enqueueReq(store, "/", [msg(2)]);
+        } catch (err) {
+          caught = err;
+        }
+        expect(caught).toBeInstanceOf(StoreError);
+        expect((caught as StoreError).code).toBe("UNAVAILABLE");
+        expect(Date.now() - started).toBeLessThan(1000);
+        expect(await store.healthy()).toBe(false);
+        await expect(
+          store.claim({
+            ns: "/",
+            queue: clientQueue("a"),
+            consumer: "a",
+            limit: 10,
+            now: Date.now(),
+            leaseMs: 1000,
+            maxDeliveries: 0,
+          }),
+        ).rejects.toMatchObject({ code: "UNAVAILABLE" });
+        expect(Date.now() - started).toBeLessThan(1000);
+
+        await startServer(); // same port, empty data (no persistence), scripts not loaded
+        const deadline = Date.now() + 5000;
+        while (!(await store.healthy()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        expect(await store.healthy()).toBe(true);
+        await store.subscribe("/", "a", ["x"], null);
+        const r = await enqueueReq(store, "/", [msg(3)]);
+        expect(r.queues).toEqual([clientQueue("a")]);
+        const claimed = await store.claim({
+          ns: "/",
+          queue: clientQueue("a"),
+          consumer: "a",
+          limit: 10,
+          now: Date.now(),
+          leaseMs: 1000,
+          maxDeliveries: 0,
+        });
+        expect(claimed.messages.map((m) => m.messageId)).toEqual(["m000003"]);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it("connect() rejects with UNAVAILABLE when Redis is unreachable", async () => {
+      port = await freePort();
+      const started = Date.now();
+      await expect(
+        RedisStore.connect({ url: `redis://127.0.0.1:${port}`, prefix: "qh:", connectTimeoutMs: 500 }),
+      ).rejects.toMatchObject({ code: "UNAVAILABLE" });
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+  });
+});
