@@ -1,61 +1,13 @@
 // RedisStore: the store conformance suite against a real Redis, plus an outage test.
 // REDIS_URL (default redis://127.0.0.1:6379). Without Redis the tests are skipped with a
 // warning, except with CI=true, where they run and fail loudly.
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import net from "node:net";
 import { Redis } from "ioredis";
 import { RedisStore } from "../src/store/redis.js";
 import { clientQueue, groupQueue, type NewMessage, StoreError } from "../src/store/store.js";
+import { deleteKeys, describeWithRedis, freePort, PrivateRedis, REDIS_URL, RUN } from "./support/redis.js";
 import { storeConformance } from "./support/store-conformance.js";
 
-const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const CI = process.env.CI === "true";
-const RUN = `qhtest:${randomBytes(4).toString("hex")}`;
-
-async function unreachable(url: string): Promise<string | null> {
-  const probe = new Redis(url, {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 1000,
-    retryStrategy: () => null,
-  });
-  probe.on("error", () => {});
-  try {
-    await probe.connect();
-    await probe.ping();
-    return null;
-  } catch (err) {
-    return (err as Error).message;
-  } finally {
-    if (probe.status !== "end") probe.disconnect(); // an ended client would leave a 2 s timer
-  }
-}
-
-/** Deletes every key under prefix (SCAN + UNLINK; never FLUSHALL: the Redis is shared). */
-async function deleteKeys(url: string, prefix: string) {
-  const admin = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    admin.disconnect();
-  }
-}
-
-const skipReason = CI ? null : await unreachable(REDIS_URL);
-if (skipReason) {
-  console.warn(
-    `Skipping RedisStore tests: no Redis at REDIS_URL=${REDIS_URL} (${skipReason}). ` +
-      "Start redis-server or set REDIS_URL; with CI=true these tests fail instead of skipping.",
-  );
-}
-const describeRedis = skipReason ? describe.skip : describe;
+const describeRedis = await describeWithRedis("RedisStore tests");
 
 describeRedis("RedisStore", () => {
   let n = 0;
@@ -222,53 +174,23 @@ describeRedis("RedisStore", () => {
   });
 
   describe("outage of a private redis-server", () => {
-    let server: ChildProcess | null = null;
-    let port = 0;
-
-    const freePort = () =>
-      new Promise<number>((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on("error", reject);
-        srv.listen(0, "127.0.0.1", () => {
-          const { port } = srv.address() as net.AddressInfo;
-          srv.close(() => resolve(port));
-        });
-      });
-
-    async function startServer() {
-      const child = spawn(
-        "redis-server",
-        ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        { stdio: "ignore" },
-      );
-      server = child;
-      const deadline = Date.now() + 5000;
-      while (Date.now() < deadline) {
-        if ((await unreachable(`redis://127.0.0.1:${port}`)) === null) return;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error(`redis-server on port ${port} did not start`);
-    }
-
-    async function stopServer() {
-      const child = server;
-      server = null;
-      if (!child || child.exitCode !== null) return;
-      await new Promise<void>((resolve) => {
-        child.once("exit", () => resolve());
-        child.kill("SIGKILL");
-      });
-    }
+    let server: PrivateRedis | null = null;
+    const startServer = async () => {
+      server ??= new PrivateRedis(await freePort());
+      await server.start();
+    };
+    const stopServer = async () => {
+      await server?.stop();
+    };
 
     afterEach(async () => {
       await stopServer();
+      server = null;
     });
 
     it("rejects with UNAVAILABLE at once while Redis is down, and recovers by itself", async () => {
-      port = await freePort();
       await startServer();
-      const store = await RedisStore.connect({ url: `redis://127.0.0.1:${port}`, prefix: "qh:" });
+      const store = await RedisStore.connect({ url: server?.url ?? "", prefix: "qh:" });
       try {
         await store.subscribe("/", "a", ["x"], null);
         await enqueueReq(store, "/", [msg(1)]);
@@ -322,7 +244,7 @@ describeRedis("RedisStore", () => {
     });
 
     it("connect() rejects with UNAVAILABLE when Redis is unreachable", async () => {
-      port = await freePort();
+      const port = await freePort();
       const started = Date.now();
       await expect(
         RedisStore.connect({ url: `redis://127.0.0.1:${port}`, prefix: "qh:", connectTimeoutMs: 500 }),

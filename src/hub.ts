@@ -3,6 +3,7 @@
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Server } from "socket.io";
+import { joinCluster } from "./cluster.js";
 import type { HubConfig } from "./config.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { createHttpHandler } from "./http.js";
@@ -71,6 +72,12 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     cleanupEmptyChildNamespaces: true,
   });
 
+  // In a cluster the adapter must be in place before namespaces start serving.
+  const cluster =
+    config.store === "redis"
+      ? await joinCluster(io, core, { url: config.redisUrl, prefix: config.redisPrefix, log })
+      : null;
+
   const authenticate = async (socket: HubSocket, next: (err?: Error) => void) => {
     const auth = (socket.handshake.auth ?? {}) as HandshakeAuth;
     const clientId = auth.clientId ?? undefined;
@@ -103,6 +110,7 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     closing ??= (async () => {
       core.close();
       await io.close();
+      await cluster?.close();
       // Let disconnect handlers hand their leases back before the store goes.
       await new Promise((resolve) => setImmediate(resolve));
       await store.close();

@@ -1,0 +1,93 @@
+// Several hubs as one, over Redis. Socket.IO's Redis adapter shares rooms and broadcasts;
+// one pub/sub channel tells the other hubs when queues got entries (so their consumers
+// pull from the shared store) and when a newer connection of a client took over.
+import { randomUUID } from "node:crypto";
+import { createAdapter } from "@socket.io/redis-adapter";
+import { Redis } from "ioredis";
+import type { Server } from "socket.io";
+import type { Logger } from "./log.js";
+import type { QueueCore } from "./queue.js";
+import type { QueueName } from "./store/store.js";
+
+export interface ClusterOptions {
+  url: string;
+  prefix: string;
+  log: Logger;
+}
+
+export interface Cluster {
+  close(): Promise<void>;
+}
+
+type HubEvent =
+  | { origin: string; type: "wake"; ns: string; queues: QueueName[] }
+  | { origin: string; type: "takeover"; ns: string; clientId: string };
+
+export async function joinCluster(
+  // biome-ignore lint/suspicious/noExplicitAny: any typed Server takes the adapter
+  io: Server<any, any, any, any>,
+  core: QueueCore,
+  options: ClusterOptions,
+): Promise<Cluster> {
+  const { log, prefix } = options;
+  const pub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const sub = pub.duplicate();
+  const events = pub.duplicate();
+  for (const client of [pub, sub, events]) {
+    client.on("error", (err: Error) => log.debug("cluster redis error", { err: err.message }));
+  }
+  await Promise.all([pub.connect(), sub.connect(), events.connect()]);
+  io.adapter(createAdapter(pub, sub, { key: `${prefix}socket.io` }));
+
+  const origin = randomUUID();
+  const channel = `${prefix}hub-events`;
+  await events.subscribe(channel);
+  events.on("message", (_channel: string, text: string) => {
+    let event: HubEvent;
+    try {
+      event = JSON.parse(text) as HubEvent;
+    } catch {
+      return log.warn("cluster: malformed hub event dropped", { text: text.slice(0, 200) });
+    }
+    if (event.origin === origin) return;
+    if (event.type === "wake") core.wakeLocal(event.ns, event.queues);
+    else if (event.type === "takeover") core.surrender(event.ns, event.clientId);
+  });
+
+  // Wake-ups are coalesced per event-loop turn: one PUBLISH per namespace, not per message.
+  const pending = new Map<string, Set<QueueName>>();
+  let scheduled = false;
+  const send = (event: HubEvent) => {
+    pub.publish(channel, JSON.stringify(event)).catch((err: Error) => {
+      // Consumers on other hubs then pick the entries up on their next pull or reconnect.
+      log.warn("cluster: hub event not sent", { type: event.type, err: err.message });
+    });
+  };
+  const flush = () => {
+    scheduled = false;
+    for (const [ns, queues] of pending) send({ origin, type: "wake", ns, queues: [...queues] });
+    pending.clear();
+  };
+  core.peers = {
+    wake(ns, queues) {
+      const set = pending.get(ns) ?? new Set();
+      for (const q of queues) set.add(q);
+      pending.set(ns, set);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+    },
+    takeover(ns, clientId) {
+      send({ origin, type: "takeover", ns, clientId });
+    },
+  };
+
+  return {
+    async close() {
+      core.peers = null;
+      flush();
+      await Promise.allSettled([pub.quit(), sub.quit(), events.quit()]);
+    },
+  };
+}
