@@ -1,0 +1,32 @@
+// Two hubs on one Redis behave as one hub: the whole delivery-semantics suite runs with
+// clients spread over both (each new client lands on the other hub), on a per-run prefix.
+import { RedisStore } from "../src/store/redis.js";
+import { startHub, type TestContext } from "./support/hub.js";
+import { deleteKeys, describeWithRedis, REDIS_URL, RUN } from "./support/redis.js";
+import { deliverySemantics } from "./support/semantics.js";
+
+const describeRedis = await describeWithRedis("cluster tests");
+let run = 0;
+
+async function startCluster(overrides = {}): Promise<TestContext> {
+  const prefix = `${RUN}:cluster${++run}:`;
+  const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix, ...overrides };
+  const hubs = [
+    await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix })),
+    await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix })),
+  ] as const;
+  let next = 0;
+  return {
+    hub: hubs[0].hub,
+    url: hubs[0].url,
+    client: (ns, auth) => hubs[next++ % 2].client(ns, auth),
+    async close() {
+      await Promise.all(hubs.map((h) => h.close()));
+      await deleteKeys(REDIS_URL, prefix);
+    },
+  };
+}
+
+describeRedis("two hubs over Redis", () => {
+  deliverySemantics("cluster of two hubs, Redis store", startCluster);
+});
