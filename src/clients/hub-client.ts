@@ -54,8 +54,8 @@ const ACK_BATCH = 256;
 export class HubClient {
   readonly socket: Socket<HubToClientEvents, ClientToHubEvents>;
   private readonly handlers = new Map<string, Handler>();
-  /** Deliveries of events that have no handler yet: kept unacked until one is added. */
-  private readonly parked = new Map<string, Message[]>();
+  /** Deliveries of events that have no handler yet, in arrival order: kept unacked until one is added. */
+  private parked: Message[] = [];
   /** Ids handled lately: a redelivery of one is acked again, not handled twice. */
   private readonly recent = new Set<string>();
   private pendingAcks: string[] = [];
@@ -130,17 +130,25 @@ export class HubClient {
     options: { group?: string } = {},
   ): Promise<void> {
     const events = Array.isArray(event) ? event : [event];
-    for (const e of events) this.handle(e, handler);
+    // All handlers first, then the parked messages: their order across these events is kept.
+    for (const e of events) this.handlers.set(e, handler);
+    this.releaseParked();
     await this.request("subscribe", { event: events, ...(options.group ? { group: options.group } : {}) });
   }
 
   /** Handles messages of an event without subscribing (e.g. ones addressed to us with `to`). */
   handle(event: string, handler: Handler): this {
     this.handlers.set(event, handler);
-    const parked = this.parked.get(event);
-    this.parked.delete(event);
-    for (const m of parked ?? []) this.dispatch(m);
+    this.releaseParked();
     return this;
+  }
+
+  /** Dispatches the parked messages that now have a handler, in the order they arrived. */
+  private releaseParked() {
+    const ready = this.parked.filter((m) => this.handlers.has(m.event));
+    if (ready.length === 0) return;
+    this.parked = this.parked.filter((m) => !this.handlers.has(m.event));
+    for (const m of ready) this.dispatch(m);
   }
 
   async unsubscribe(event: string | string[]): Promise<void> {
@@ -195,9 +203,8 @@ export class HubClient {
     if (this.recent.has(message.messageId)) return this.queueAck(message.messageId);
     const handler = this.handlers.get(message.event);
     if (!handler) {
-      const parked = this.parked.get(message.event) ?? [];
-      parked.push(message);
-      this.parked.set(message.event, parked);
+      // A redelivery of a message already parked replaces nothing: it is parked once.
+      if (!this.parked.some((m) => m.messageId === message.messageId)) this.parked.push(message);
       return;
     }
     Promise.resolve()
