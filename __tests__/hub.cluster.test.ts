@@ -19,7 +19,7 @@ async function startCluster(overrides = {}): Promise<TestContext> {
   return {
     hub: hubs[0].hub,
     url: hubs[0].url,
-    client: (ns, auth) => hubs[next++ % 2].client(ns, auth),
+    client: (ns, auth) => (hubs[next++ % 2] as TestContext).client(ns, auth),
     async close() {
       await Promise.all(hubs.map((h) => h.close()));
       await deleteKeys(REDIS_URL, prefix);

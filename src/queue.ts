@@ -6,6 +6,7 @@ import { newMessageId } from "./ids.js";
 import type { Logger } from "./log.js";
 import { type Failure, failure, type Message, type Reply } from "./protocol.js";
 import {
+  type ClaimResult,
   clientQueue,
   isGroupQueue,
   type NewMessage,
@@ -69,6 +70,8 @@ class Connection {
   closed = false;
   pumping = false;
   again = false;
+  /** Entries being claimed for this connection right now (they count against its window). */
+  claiming = 0;
   /** The last pump failed (store outage): the ticker tries again. */
   retry = false;
   constructor(readonly consumer: Consumer) {}
@@ -84,6 +87,8 @@ export class QueueCore {
   /** ns\0groupQueue → connections consuming it */
   private readonly groupConsumers = new Map<string, Set<Connection>>();
   private readonly byConsumer = new Map<Consumer, Connection>();
+  /** ns\0groupQueue → hand-out state: one pump at a time, members served in turn */
+  private readonly groups = new Map<string, { pumping: boolean; again: boolean; turn: number }>();
   private readonly rates = new Map<string, { tokens: number; at: number }>();
   private readonly timer: NodeJS.Timeout;
   private lastSweep = Date.now();
@@ -264,8 +269,7 @@ export class QueueCore {
   wakeLocal(ns: string, queues: QueueName[]): void {
     for (const queue of queues) {
       if (isGroupQueue(queue)) {
-        const members = this.groupConsumers.get(key(ns, queue));
-        for (const conn of members ?? []) if (conn.active) void this.pump(conn);
+        if (this.groupConsumers.has(key(ns, queue))) void this.pumpGroup(ns, queue);
       } else {
         const conn = this.clients.get(key(ns, queue.slice(2)))?.at(-1);
         if (conn?.active) void this.pump(conn);
@@ -277,9 +281,10 @@ export class QueueCore {
     clearInterval(this.timer);
   }
 
-  /** Fills the connection's window from its queues, oldest first; one pump at a time per connection. */
+  /** Fills the connection's window from its own queue, oldest first; one pump at a time per connection. Then offers its groups' queues. */
   private async pump(conn: Connection): Promise<void> {
     if (!conn.ready) return;
+    for (const queue of conn.queues) if (isGroupQueue(queue)) void this.pumpGroup(conn.consumer.ns, queue);
     if (conn.pumping) {
       conn.again = true;
       return;
@@ -289,44 +294,10 @@ export class QueueCore {
     try {
       do {
         conn.again = false;
-        for (const queue of conn.queues) {
-          const free = this.limits.prefetch - conn.inflight.size;
-          if (free <= 0 || !conn.active) break;
-          const now = Date.now();
-          const { ns, clientId } = conn.consumer;
-          const claimed = await this.store.claim({
-            ns,
-            queue,
-            consumer: clientId,
-            limit: free,
-            now,
-            leaseMs: this.limits.ackTimeoutMs,
-            maxDeliveries: this.limits.maxDeliveries,
-          });
-          this.countClaim(ns, queue, claimed.expired, claimed.deadLettered);
-          const { messages } = claimed;
-          if (messages.length === 0) continue;
-          if (!conn.active) {
-            // Taken over while claiming: hand the leases back at once.
-            await this.store.release(
-              ns,
-              queue,
-              clientId,
-              messages.map((m) => m.messageId),
-            );
-            this.wakeLocal(ns, [queue]);
-            break;
-          }
-          const deadline = now + this.limits.ackTimeoutMs;
-          for (const m of messages) {
-            conn.inflight.delete(m.messageId);
-            conn.inflight.set(m.messageId, { queue, deadline });
-            if (m.deliveries > 1) this.metrics.redelivered++;
-          }
-          this.metrics.delivered += messages.length;
-          conn.consumer.send(messages);
-          if (messages.length === free) conn.again = true;
-        }
+        const free = this.free(conn);
+        if (free <= 0 || !conn.active) break;
+        const got = await this.claimFor(conn, clientQueue(conn.consumer.clientId), free);
+        if (got === free) conn.again = true;
       } while (conn.again && conn.active);
     } catch (err) {
       // The store refused (e.g. outage): the ticker pumps again later.
@@ -335,6 +306,99 @@ export class QueueCore {
     } finally {
       conn.pumping = false;
     }
+  }
+
+  /**
+   * Hands a group's queue out to its connected members in turn, as RabbitMQ does among
+   * competing consumers: one message each per round at first, doubling the share while
+   * every member takes a full one, so a burst is spread and a backlog still moves in pages.
+   */
+  private async pumpGroup(ns: string, queue: QueueName): Promise<void> {
+    const k = key(ns, queue);
+    const state = this.groups.get(k) ?? { pumping: false, again: false, turn: 0 };
+    this.groups.set(k, state);
+    if (state.pumping) {
+      state.again = true;
+      return;
+    }
+    state.pumping = true;
+    try {
+      do {
+        state.again = false;
+        let share = 1;
+        let fullRounds = 0;
+        for (;;) {
+          const members = [...(this.groupConsumers.get(k) ?? [])].filter((c) => c.active && c.ready);
+          if (members.length === 0) break;
+          const start = state.turn++ % members.length;
+          const turn = [...members.slice(start), ...members.slice(0, start)];
+          const limits = turn.map((member) => Math.min(share, this.free(member)));
+          if (limits.every((limit) => limit <= 0)) break;
+          // One round's claims go out together, so a group-committing store writes them in one commit.
+          const got = await Promise.all(
+            turn.map((member, i) =>
+              (limits[i] ?? 0) > 0 ? this.claimFor(member, queue, limits[i] ?? 0) : 0,
+            ),
+          );
+          if (got.some((n, i) => n < (limits[i] ?? 0))) break;
+          if (++fullRounds % 2 === 0) share = Math.min(share * 2, this.limits.prefetch);
+        }
+      } while (state.again);
+    } catch (err) {
+      this.log.warn("group delivery paused: store error", { ns, queue, err: String(err) });
+    } finally {
+      state.pumping = false;
+      if (!this.groupConsumers.has(k)) this.groups.delete(k);
+    }
+  }
+
+  /** Window left on a connection, counting claims still on their way. */
+  private free(conn: Connection): number {
+    return this.limits.prefetch - conn.inflight.size - conn.claiming;
+  }
+
+  /** Leases up to `limit` entries of a queue to a connection and sends them. Returns how many. */
+  private async claimFor(conn: Connection, queue: QueueName, limit: number): Promise<number> {
+    const { ns, clientId } = conn.consumer;
+    const now = Date.now();
+    conn.claiming += limit;
+    let claimed: ClaimResult;
+    try {
+      claimed = await this.store.claim({
+        ns,
+        queue,
+        consumer: clientId,
+        limit,
+        now,
+        leaseMs: this.limits.ackTimeoutMs,
+        maxDeliveries: this.limits.maxDeliveries,
+      });
+    } finally {
+      conn.claiming -= limit;
+    }
+    this.countClaim(ns, queue, claimed.expired, claimed.deadLettered);
+    const { messages } = claimed;
+    if (messages.length === 0) return 0;
+    if (!conn.active) {
+      // Taken over while claiming: hand the leases back at once.
+      await this.store.release(
+        ns,
+        queue,
+        clientId,
+        messages.map((m) => m.messageId),
+      );
+      this.wakeLocal(ns, [queue]);
+      return 0;
+    }
+    const deadline = now + this.limits.ackTimeoutMs;
+    for (const m of messages) {
+      conn.inflight.delete(m.messageId);
+      conn.inflight.set(m.messageId, { queue, deadline });
+      if (m.deliveries > 1) this.metrics.redelivered++;
+    }
+    this.metrics.delivered += messages.length;
+    conn.consumer.send(messages);
+    return messages.length;
   }
 
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {

@@ -424,5 +424,24 @@ export function deliverySemantics(name: string, start: HubFactory) {
       expect(await m4.request("received", { messageId: late?.messageId })).toEqual({ ok: true, removed: 0 });
       expect(await m3.request("received", { messageId: late?.messageId })).toEqual({ ok: true, removed: 1 });
     });
+
+    test("a group spreads a burst over its members in turn", async () => {
+      ctx = await start();
+      const members = [
+        await ctx.client("/caps", { clientId: "driver-1" }),
+        await ctx.client("/caps", { clientId: "driver-2" }),
+      ];
+      for (const m of members) await m.request("subscribe", { event: "pickup", group: "drivers" });
+      const pub = await ctx.client("/caps", { clientId: "vendor" });
+      await pub.request(
+        "publish",
+        Array.from({ length: 20 }, (_, i) => ({ event: "pickup", payload: i })),
+      );
+      for (let i = 20; i < 24; i++) await pub.request("pickup", i);
+      await waitUntil(() => members.reduce((n, m) => n + m.messages.length, 0) === 24);
+      for (const m of members) expect(m.messages.length).toBeGreaterThanOrEqual(8);
+      const all = members.flatMap((m) => m.payloads()).sort((a, b) => Number(a) - Number(b));
+      expect(all).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    });
   });
 }
