@@ -1,0 +1,365 @@
+import { spawn } from "node:child_process";
+import { randomFillSync } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SQL, SqliteStore } from "../src/store/sqlite.js";
+import { clientQueue, type EnqueueRequest, type NewMessage, StoreError } from "../src/store/store.js";
+import { storeConformance } from "./support/store-conformance.js";
+
+const dirs: string[] = [];
+function tempDir() {
+  const dir = mkdtempSync(join(tmpdir(), "queuehub-sqlite-"));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+storeConformance("SqliteStore", async () => {
+  const dir = tempDir();
+  const file = join(dir, "sub", "hub.db"); // the folder is created on open
+  let store = SqliteStore.open({ file, sync: "normal" });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    reopen: async () => {
+      await store.close();
+      store = SqliteStore.open({ file, sync: "normal" });
+      return store;
+    },
+  };
+});
+
+describe("SqliteStore specifics", () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteStore;
+
+  beforeEach(() => {
+    dir = tempDir();
+    file = join(dir, "hub.db");
+    store = SqliteStore.open({ file, sync: "full" });
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  const message = (i: number, extra: Partial<NewMessage> = {}): NewMessage => ({
+    messageId: `0190-${String(i).padStart(6, "0")}`,
+    event: "x",
+    payload: { i },
+    publishedAt: 1,
+    from: null,
+    expiresAt: null,
+    to: ["a"],
+    ...extra,
+  });
+  const req = (i: number, extra: Partial<EnqueueRequest> = {}): EnqueueRequest => ({
+    ns: "/",
+    messages: [message(i)],
+    now: 1,
+    dedupWindowMs: 1000,
+    maxQueueLength: 0,
+    overflow: "reject",
+    ...extra,
+  });
+
+  it("sets WAL and the synchronous level it is given", async () => {
+    expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
+    await store.close();
+    store = SqliteStore.open({ file, sync: "off" });
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(0);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(1);
+  });
+
+  it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {
+    const before = store.commits;
+    const results = await Promise.all(Array.from({ length: 500 }, (_, i) => store.enqueue(req(i))));
+    expect(results.every((r) => r.queues.length === 1)).toBe(true);
+    const commits = store.commits - before;
+    expect(commits).toBeGreaterThanOrEqual(2); // maxBatch 256
+    expect(commits).toBeLessThanOrEqual(4);
+    const claimed = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 1000,
+      now: 1,
+      leaseMs: 10,
+      maxDeliveries: 0,
+    });
+    expect(claimed.messages.map((m) => (m.payload as { i: number }).i)).toEqual(
+      Array.from({ length: 500 }, (_, i) => i),
+    );
+  });
+
+  it("a full batch commits on the next turn of the event loop: busy writers never starve timers", async () => {
+    await store.close();
+    store = SqliteStore.open({ file, sync: "off", maxBatch: 4 });
+    let stop = false;
+    let done = 0;
+    setTimeout(() => {
+      stop = true;
+    }, 20);
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, w) => {
+        while (!stop) await store.enqueue(req(w * 1_000_000 + done++));
+      }),
+    );
+    expect(done).toBeGreaterThan(8);
+  });
+
+  it("one caller alone is committed after ~flushIntervalMs", async () => {
+    const t = performance.now();
+    await store.enqueue(req(1));
+    expect(performance.now() - t).toBeLessThan(100);
+    expect(store.commits).toBeGreaterThan(0);
+  });
+
+  it("stores a fanned-out payload once", async () => {
+    for (let i = 0; i < 100; i++) await store.subscribe("/", `c${i}`, ["x"], null);
+    const r = await store.enqueue({
+      ...req(1),
+      messages: [message(1, { to: undefined })],
+    });
+    expect(r.queues).toHaveLength(100);
+    expect(store.db.prepare("SELECT count(*) FROM bodies").pluck().get()).toBe(1);
+    expect(store.db.prepare("SELECT count(*) FROM entries").pluck().get()).toBe(100);
+    for (let i = 0; i < 100; i++) await store.ack("/", `c${i}`, ["0190-000001"]);
+    expect(store.db.prepare("SELECT count(*) FROM bodies").pluck().get()).toBe(0);
+  });
+
+  it("one write's refusal does not undo the others of its batch", async () => {
+    const limits = { maxQueueLength: 1, overflow: "reject" as const };
+    const before = store.commits;
+    const results = await Promise.allSettled([
+      store.enqueue(req(1, limits)),
+      store.enqueue(req(2, limits)), // QUEUE_FULL
+      store.enqueue(req(3, { ...limits, messages: [message(3, { to: ["b"] })] })),
+    ]);
+    expect(store.commits - before).toBe(1);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreError);
+    expect(await store.pending("/", "a", 1)).toBe(1);
+    expect(await store.pending("/", "b", 1)).toBe(1);
+  });
+
+  it("disk full: the write rejects with UNAVAILABLE, nothing is stored, and it recovers", async () => {
+    await store.enqueue(req(0));
+    store.db.pragma("wal_checkpoint(TRUNCATE)");
+    const pages = store.db.pragma("page_count", { simple: true }) as number;
+    store.db.pragma(`max_page_count = ${pages}`);
+    const big = message(1, { payload: "x".repeat(200_000) });
+    let caught: unknown;
+    try {
+      await store.enqueue({ ...req(1), messages: [big] });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(StoreError);
+    expect((caught as StoreError).code).toBe("UNAVAILABLE");
+    expect((caught as StoreError).message).toContain(file);
+    expect(await store.pending("/", "a", 1)).toBe(1);
+    store.db.pragma("max_page_count = 1073741823");
+    await store.enqueue({ ...req(1), messages: [big] });
+    expect(await store.pending("/", "a", 1)).toBe(2);
+  });
+
+  it("a failed commit rejects the whole batch with UNAVAILABLE and leaves nothing half-written", async () => {
+    await store.subscribe("/", "s", ["x"], null);
+    // A deferred foreign key violated by a temp trigger makes COMMIT itself fail.
+    store.db.pragma("foreign_keys = ON");
+    store.db.exec(`
+      CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
+      CREATE TEMP TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+      CREATE TEMP TRIGGER break_commit AFTER INSERT ON main.bodies BEGIN INSERT INTO child VALUES (42); END;
+    `);
+    const before = store.commits;
+    const results = await Promise.allSettled([
+      store.subscribe("/", "t", ["x"], null),
+      store.enqueue(req(1)),
+      store.enqueue(req(2)),
+    ]);
+    expect(store.commits).toBe(before);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      const reason = (r as PromiseRejectedResult).reason as StoreError;
+      expect(reason).toBeInstanceOf(StoreError);
+      expect(reason.code).toBe("UNAVAILABLE");
+    }
+    expect(await store.pending("/", "a", 1)).toBe(0);
+    expect((await store.subscriptions()).map((s) => s.clientId)).toEqual(["s"]);
+    store.db.exec("DROP TRIGGER temp.break_commit");
+    await store.enqueue(req(3));
+    expect(await store.pending("/", "a", 1)).toBe(1);
+    expect(await store.healthy()).toBe(true);
+  });
+
+  it("close() commits the writes still queued", async () => {
+    const p = store.enqueue(req(1));
+    await store.close();
+    await expect(p).resolves.toMatchObject({ queues: [clientQueue("a")] });
+    store = SqliteStore.open({ file, sync: "full" });
+    expect(await store.pending("/", "a", 1)).toBe(1);
+  });
+
+  it("claim reads only what it needs from a long queue", async () => {
+    const messages = Array.from({ length: 5000 }, (_, i) => message(i));
+    await store.enqueue({ ...req(0), messages });
+    const plan = (sql: string) => {
+      const stmt = store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+      const params = Array((sql.match(/\?/g) ?? []).length).fill(1);
+      return (stmt.all(...params) as { detail: string }[]).map((p) => p.detail).join("\n");
+    };
+    expect(plan(SQL.claimScan)).toMatch(/SEARCH e USING INDEX entries_queue \(queue_id=\? AND rowid>\?\)/);
+    expect(plan(SQL.claimScan)).not.toMatch(/TEMP B-TREE/);
+    expect(plan(SQL.ackFind)).toMatch(
+      /bodies_message_id \(message_id=\?\)[\s\S]*entries_body \(body=\? AND queue_id=\?\)/,
+    );
+    store.db.exec("ANALYZE"); // still with statistics
+    expect(plan(SQL.claimScan)).toMatch(/entries_queue \(queue_id=\? AND rowid>\?\)/);
+    expect(plan(SQL.releaseAll)).toMatch(/entries_leased/);
+    const r = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 3,
+      now: 1,
+      leaseMs: 10,
+      maxDeliveries: 0,
+    });
+    expect(r.messages).toHaveLength(3);
+  });
+});
+
+describe("SqliteStore durability", () => {
+  it("keeps every acknowledged write when the process is killed (kill -9)", async () => {
+    const dir = tempDir();
+    const file = join(dir, "crash.db");
+    const script = join(dir, "writer.mts");
+    writeFileSync(
+      script,
+      `import { SqliteStore } from ${JSON.stringify(join(process.cwd(), "src/store/sqlite.ts"))};
+      const store = SqliteStore.open({ file: ${JSON.stringify(file)}, sync: "normal" });
+      let n = 0;
+      const writer = async () => {
+        for (;;) {
+          const i = n++;
+          await store.enqueue({ ns: "/", messages: [{ messageId: "m" + String(i).padStart(8, "0"), event: "x",
+            payload: { i }, publishedAt: 1, from: null, expiresAt: null, to: ["a"] }],
+            now: 1, dedupWindowMs: 1, maxQueueLength: 0, overflow: "reject" });
+          process.stdout.write(i + "\\n");
+        }
+      };
+      for (let w = 0; w < 16; w++) writer();
+      `,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], {
+      cwd: process.cwd(),
+      env: { ...process.env, NODE_OPTIONS: "" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const acked = new Set<number>();
+    let buffered = "";
+    await new Promise<void>((resolve, reject) => {
+      child.on("error", reject);
+      child.on("exit", () => resolve());
+      child.stdout.on("data", (chunk: Buffer) => {
+        const lines = (buffered + chunk.toString()).split("\n");
+        buffered = lines.pop() ?? "";
+        for (const line of lines) acked.add(Number(line));
+        if (acked.size >= 2000 && !child.killed) child.kill("SIGKILL");
+      });
+    });
+    expect(acked.size).toBeGreaterThanOrEqual(2000);
+    const store = SqliteStore.open({ file, sync: "normal" });
+    try {
+      const r = await store.claim({
+        ns: "/",
+        queue: clientQueue("a"),
+        consumer: "a",
+        limit: 1_000_000,
+        now: 1,
+        leaseMs: 1,
+        maxDeliveries: 0,
+      });
+      const stored = new Set(r.messages.map((m) => (m.payload as { i: number }).i));
+      const lost = [...acked].filter((i) => !stored.has(i));
+      expect(lost).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  }, 30_000);
+});
+
+describe("SqliteStore.open refuses files it cannot use", () => {
+  it("a file of random bytes: throws naming the file, and leaves it untouched", () => {
+    const file = join(tempDir(), "random.db");
+    const bytes = randomFillSync(Buffer.alloc(16384));
+    writeFileSync(file, bytes);
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(file);
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(/not a valid queuehub database/);
+  });
+
+  it("a damaged database: throws naming the file", async () => {
+    const file = join(tempDir(), "damaged.db");
+    const store = SqliteStore.open({ file, sync: "normal" });
+    const messages = Array.from({ length: 3000 }, (_, i) => ({
+      messageId: `m${i}`,
+      event: "x",
+      payload: "p".repeat(100),
+      publishedAt: 1,
+      from: null,
+      expiresAt: null,
+      to: ["a"],
+    }));
+    await store.enqueue({
+      ns: "/",
+      messages,
+      now: 1,
+      dedupWindowMs: 1,
+      maxQueueLength: 0,
+      overflow: "reject",
+    });
+    await store.close();
+    const size = statSync(file).size;
+    const fd = openSync(file, "r+");
+    writeSync(fd, randomFillSync(Buffer.alloc(size - 8192)), 0, size - 8192, 4096); // keep page 1
+    closeSync(fd);
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(file);
+  });
+
+  it("a path under a regular file: throws naming the file", () => {
+    const blocker = join(tempDir(), "not-a-folder");
+    writeFileSync(blocker, "x");
+    const file = join(blocker, "hub.db");
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(file);
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(/writable/);
+  });
+
+  it("a folder: throws naming it", () => {
+    const file = tempDir();
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(file);
+  });
+
+  it("another application's database, or a newer schema: throws naming the file", async () => {
+    const Database = (await import("better-sqlite3")).default;
+    const other = join(tempDir(), "other.db");
+    const db = new Database(other);
+    db.exec("CREATE TABLE t (x)");
+    db.close();
+    expect(() => SqliteStore.open({ file: other, sync: "normal" })).toThrow(/another application/);
+    const newer = join(tempDir(), "newer.db");
+    SqliteStore.open({ file: newer, sync: "normal" }).close();
+    const db2 = new Database(newer);
+    db2.pragma("user_version = 99");
+    db2.close();
+    expect(() => SqliteStore.open({ file: newer, sync: "normal" })).toThrow(/newer queuehub/);
+  });
+});
