@@ -54,7 +54,10 @@ export async function joinCluster(
     else if (event.type === "takeover") core.surrender(event.ns, event.clientId);
   });
 
-  // Wake-ups are coalesced per event-loop turn: one PUBLISH per namespace, not per message.
+  // Wake-ups are coalesced: one PUBLISH per namespace for the publishes that complete together.
+  // The flush is a microtask, so the PUBLISH is written before the publisher's ack (which
+  // follows the store's reply a few promise steps later): a hub killed after acking has
+  // always sent the wake, and consumers on other hubs never miss an acked message.
   const pending = new Map<string, Set<QueueName>>();
   let scheduled = false;
   const send = (event: HubEvent) => {
@@ -75,7 +78,7 @@ export async function joinCluster(
       pending.set(ns, set);
       if (!scheduled) {
         scheduled = true;
-        setImmediate(flush);
+        queueMicrotask(flush);
       }
     },
     takeover(ns, clientId) {
