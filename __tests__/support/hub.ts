@@ -16,9 +16,12 @@ export interface TestContext {
 }
 
 export async function startHub(overrides: Partial<HubConfig> = {}, store?: QueueStore): Promise<TestContext> {
-  const hub = await createHub(defaultConfig({ port: 0, host: "127.0.0.1", logLevel: "silent", ...overrides }), {
-    store: store ?? new MemoryStore(),
-  });
+  const hub = await createHub(
+    defaultConfig({ port: 0, host: "127.0.0.1", logLevel: "silent", ...overrides }),
+    {
+      store: store ?? new MemoryStore(),
+    },
+  );
   const clients: TestClient[] = [];
   return {
     hub,
@@ -61,12 +64,18 @@ export class TestClient {
 
   /** Emits with an ack and returns the hub's reply. */
   request(event: string, ...args: unknown[]): Promise<AnyReply & Record<string, unknown>> {
-    return this.socket.timeout(3000).emitWithAck(event, ...args) as Promise<AnyReply & Record<string, unknown>>;
+    return this.socket.timeout(3000).emitWithAck(event, ...args) as Promise<
+      AnyReply & Record<string, unknown>
+    >;
   }
 
   /** Waits until at least `n` deliveries arrived; returns them. */
   async received(n: number, timeoutMs = 3000): Promise<Message[]> {
-    await waitUntil(() => this.messages.length >= n, timeoutMs, () => `${this.messages.length} of ${n} deliveries`);
+    await waitUntil(
+      () => this.messages.length >= n,
+      timeoutMs,
+      () => `${this.messages.length} of ${n} deliveries`,
+    );
     return this.messages;
   }
 
@@ -100,7 +109,12 @@ export function settle(ms = 100): Promise<void> {
 
 /** Connects and expects a refusal; returns the connect_error message. */
 export function connectError(url: string, auth: Record<string, unknown> | null): Promise<string> {
-  const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true, ...(auth ? { auth } : {}) });
+  const socket = io(url, {
+    transports: ["websocket"],
+    reconnection: false,
+    forceNew: true,
+    ...(auth ? { auth } : {}),
+  });
   return new Promise((resolve, reject) => {
     socket.once("connect", () => {
       socket.close();
