@@ -31,25 +31,13 @@ async function main() {
     process.exit(2);
   }
   const log = createLogger(config.logLevel);
-  let hub: Awaited<ReturnType<typeof createHub>>;
-  try {
-    hub = await createHub(config, { log });
-  } catch (err) {
-    log.error("hub failed to start", { err: err instanceof Error ? err.message : String(err) });
-    process.stderr.write(`queuehub: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  }
-  log.info("hub listening", {
-    url: hub.url,
-    port: hub.port,
-    store: config.store,
-    ...(config.store === "sqlite" ? { db: config.db, sync: config.sync } : {}),
-    namespaces: config.namespaces ?? "any",
-  });
+  // A closed stdout (piped into `head`, say) must not take the hub down.
+  process.stdout.on("error", () => {});
+  let hub: Awaited<ReturnType<typeof createHub>> | null = null;
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) {
-      log.warn("second signal: exiting now", { signal });
+    if (stopping || !hub) {
+      log.warn("exiting now", { signal });
       process.exit(130);
     }
     stopping = true;
@@ -62,8 +50,25 @@ async function main() {
       },
     );
   };
+  // Installed before the hub listens, so a signal right after "hub listening" still shuts down cleanly.
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  try {
+    hub = await createHub(config, { log });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    log.error("hub failed to start", { err: message });
+    process.stderr.write(`queuehub: cannot start: ${message}\n`);
+    process.exit(1);
+  }
+  log.info("hub listening", {
+    url: hub.url,
+    port: hub.port,
+    store: config.store,
+    ...(config.store === "sqlite" ? { db: config.db, sync: config.sync } : {}),
+    ...(config.store === "redis" ? { redisPrefix: config.redisPrefix } : {}),
+    namespaces: config.namespaces ?? "any",
+  });
 }
 
 void main();

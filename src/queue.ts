@@ -92,7 +92,7 @@ export class QueueCore {
   private readonly rates = new Map<string, { tokens: number; at: number }>();
   private readonly timer: NodeJS.Timeout;
   private lastSweep = Date.now();
-  private lastGroupPoll = Date.now();
+  private lastPoll = Date.now();
 
   constructor(
     private readonly store: QueueStore,
@@ -415,6 +415,7 @@ export class QueueCore {
   /** Redelivers what timed out, and sweeps expired messages now and then. */
   private onTick() {
     const now = Date.now();
+    const pollDue = now - this.lastPoll >= this.limits.ackTimeoutMs;
     for (const conn of this.byConsumer.values()) {
       let timedOut = false;
       for (const [id, flight] of conn.inflight) {
@@ -422,11 +423,12 @@ export class QueueCore {
         conn.inflight.delete(id);
         timedOut = true;
       }
-      // Group leases held by a member on a hub that died run out by themselves: poll groups at that pace.
-      const pollGroups = now - this.lastGroupPoll >= this.limits.ackTimeoutMs && conn.queues.length > 1;
-      if ((timedOut || conn.retry || pollGroups) && conn.active) void this.pump(conn);
+      // Leases held on a hub that died run out by themselves, and a wake-up from another hub can be
+      // lost: poll at the ack-timeout pace (groups always, every connection in a cluster).
+      const poll = pollDue && (this.peers !== null || conn.queues.length > 1);
+      if ((timedOut || conn.retry || poll) && conn.active) void this.pump(conn);
     }
-    if (now - this.lastGroupPoll >= this.limits.ackTimeoutMs) this.lastGroupPoll = now;
+    if (pollDue) this.lastPoll = now;
     if (now - this.lastSweep >= 60_000) {
       this.lastSweep = now;
       this.store.sweep(now).then(
