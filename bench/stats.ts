@@ -68,7 +68,14 @@ export class Histogram {
     this.counts.forEach((n, i) => {
       if (n > 0) buckets.push([i, n]);
     });
-    return { count: this.count, min: this.min, max: this.max, sum: this.sum, negative: this.negative, buckets };
+    return {
+      count: this.count,
+      min: this.min,
+      max: this.max,
+      sum: this.sum,
+      negative: this.negative,
+      buckets,
+    };
   }
 
   static fromJSON(json: HistogramJSON): Histogram {

@@ -38,6 +38,9 @@ export interface ServerHandle {
   /** One line saying what runs where, e.g. "private mosquitto on 127.0.0.1:40123". */
   describe: string;
   stop(): Promise<void>;
+  /** Overrides the system's `durability` and `disk` when they depend on how it was started. */
+  durability?: string;
+  disk?: string;
   /** Last lines the server printed, for error reports. */
   logTail?(): string[];
 }
@@ -55,12 +58,16 @@ export interface StartOptions {
  */
 export interface SystemDef {
   name: string;
-  /** What a publish acknowledgement means on disk: printed beside the figures. */
+  /** What a publish acknowledgement means on disk, in a sentence (legend, JSON). */
   durability: string;
+  /** The same in a few words, printed beside the figures: does it fsync per message? */
+  disk: string;
   /** False for systems without a queue (raw Socket.IO): the backlog scenario is not applicable. */
   hasQueue: boolean;
   start(opts: StartOptions): Promise<ServerHandle>;
   setup?(server: ServerHandle, plan: RunPlan): Promise<void>;
+  /** How many client connections the server can take, when it is known to be limited. */
+  connectionLimit?(server: ServerHandle): { limit: number; reason: string } | undefined;
   teardown?(server: ServerHandle, plan: RunPlan): Promise<void>;
   client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver>;
 }

@@ -1,0 +1,285 @@
+// A load process: the clients of one run (subscribers, a publisher, or idle connections), in a
+// process of their own so that neither the server under test nor the controller shares an event
+// loop with them. Driven by bench/run.ts over the IPC channel: requests `{ id, method, params }`,
+// replies `{ type: "reply", id, ok, result | error }`, plus unsolicited `{ type: "progress" }`.
+
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { makePayload, now } from "./payload.js";
+import { Histogram, type HistogramJSON } from "./stats.js";
+import { loadSystem } from "./systems/index.js";
+import type { ClientDriver, Closeable, Endpoint, Publisher, RunPlan, Stamp } from "./types.js";
+
+export interface SubscriberStats {
+  /** Messages received, duplicates included. */
+  received: number;
+  /** Distinct (subscriber, seq) pairs received. */
+  unique: number;
+  duplicates: number;
+  /** Deliveries the subscribers of this process expect in all. */
+  expected: number;
+  /** When the last `subscribe` call started (the drain start in the backlog scenario). */
+  startedAt: number;
+  firstAt: number;
+  lastAt: number;
+  latency: HistogramJSON;
+}
+
+export interface PublishStats {
+  published: number;
+  firstAt: number;
+  lastAckAt: number;
+}
+
+export interface IdleStats {
+  connected: number;
+  failed: number;
+  firstError?: string;
+  ms: number;
+}
+
+const MAX_FAILURES_IN_A_ROW = 50;
+
+interface Request {
+  id: number;
+  method: string;
+  params: Record<string, unknown>;
+}
+
+let driver: ClientDriver | undefined;
+let plan: RunPlan | undefined;
+
+// Subscribers
+let subscribers: Closeable[] = [];
+let seen: Uint8Array[] = [];
+let latency = new Histogram();
+let received = 0;
+let unique = 0;
+let startedAt = 0;
+let firstAt = 0;
+let lastAt = 0;
+let expected = 0;
+let waiters: (() => void)[] = [];
+
+// Publisher and idle clients
+let publisher: Publisher | undefined;
+let published = 0;
+let idle: Closeable[] = [];
+
+/** Back to a fresh process's state, so that the controller can reuse this process for another run. */
+function resetState(): void {
+  driver = undefined;
+  plan = undefined;
+  subscribers = [];
+  seen = [];
+  latency = new Histogram();
+  received = unique = startedAt = firstAt = lastAt = expected = 0;
+  waiters = [];
+  publisher = undefined;
+  published = 0;
+  idle = [];
+}
+
+function requireDriver(): { driver: ClientDriver; plan: RunPlan } {
+  if (!driver || !plan) throw new Error("init first");
+  return { driver, plan };
+}
+
+function onMessage(index: number, stamp: Stamp): void {
+  const at = now();
+  if (received === 0) firstAt = at;
+  lastAt = at;
+  received++;
+  const marks = seen[index];
+  if (marks && stamp.seq >= 0 && stamp.seq < marks.length) {
+    if (marks[stamp.seq] === 0) {
+      marks[stamp.seq] = 1;
+      unique++;
+      latency.record(at - stamp.t);
+    }
+  }
+  if (unique >= expected && waiters.length > 0) {
+    for (const wake of waiters.splice(0)) wake();
+  }
+}
+
+function subscriberStats(): SubscriberStats {
+  return {
+    received,
+    unique,
+    duplicates: received - unique,
+    expected,
+    startedAt,
+    firstAt,
+    lastAt,
+    latency: latency.toJSON(),
+  };
+}
+
+async function publishAll(pub: Publisher, p: RunPlan): Promise<PublishStats> {
+  const batchSize = Math.max(1, Math.min(pub.maxBatch, p.batch));
+  const window = Math.max(p.window, batchSize);
+  let inflight = 0;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const firstSendAt = now();
+  let seq = 0;
+  let sinceYield = 0;
+  const settle = (n: number) => {
+    inflight -= n;
+    published += n;
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  while (seq < p.messages) {
+    if (failure) throw failure;
+    const n = Math.min(batchSize, p.messages - seq);
+    while (inflight + n > window && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    if (failure) throw failure;
+    const t = now();
+    const batch = new Array(n);
+    for (let i = 0; i < n; i++) batch[i] = makePayload(seq++, p.payloadBytes, t);
+    inflight += n;
+    pub.publish(batch).then(
+      () => settle(n),
+      (err: unknown) => {
+        failure = err;
+        settle(n);
+      },
+    );
+    sinceYield += n;
+    if (sinceYield >= window) {
+      // Let I/O in (acks, socket drain) even when every publish resolves at once.
+      sinceYield = 0;
+      await yieldToLoop();
+    }
+  }
+  while (inflight > 0 && !failure) await new Promise<void>((resolve) => (wake = resolve));
+  if (failure) throw failure;
+  return { published, firstAt: firstSendAt, lastAckAt: now() };
+}
+
+async function openIdle(prefix: string, count: number, concurrency: number): Promise<IdleStats> {
+  const { driver: d } = requireDriver();
+  const started = now();
+  let next = 0;
+  let failedInARow = 0;
+  let firstError: string | undefined;
+  const worker = async () => {
+    // Give up on the rest once the server refuses connection after connection.
+    while (next < count && failedInARow < MAX_FAILURES_IN_A_ROW) {
+      const i = next++;
+      try {
+        idle.push(await d.idle(`${prefix}-${i}`));
+        failedInARow = 0;
+      } catch (err) {
+        failedInARow++;
+        firstError ??= err instanceof Error ? err.message : String(err);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  if (next < count) firstError = `${firstError} (gave up after ${MAX_FAILURES_IN_A_ROW} failures in a row)`;
+  return { connected: idle.length, failed: count - idle.length, firstError, ms: now() - started };
+}
+
+const methods: Record<string, (params: Record<string, unknown>) => Promise<unknown>> = {
+  async init(params) {
+    if (driver) throw new Error("already initialised: closeAll first");
+    const system = await loadSystem(String(params.system));
+    plan = params.plan as RunPlan;
+    driver = await system.client(params.endpoint as Endpoint, plan);
+    return {};
+  },
+
+  /** Connects (or reconnects) the durable subscribers `indices` and subscribes them. */
+  async subscribe(params) {
+    const { driver: d, plan: p } = requireDriver();
+    const indices = params.indices as number[];
+    if (seen.length === 0) {
+      for (const i of indices) seen[i] = new Uint8Array(p.messages);
+      expected = indices.length * p.messages;
+    }
+    startedAt = now();
+    subscribers = await Promise.all(indices.map((i) => d.subscriber(i, (stamp) => onMessage(i, stamp))));
+    return {};
+  },
+
+  async closeSubscribers() {
+    await Promise.all(subscribers.map((s) => s.close()));
+    subscribers = [];
+    return {};
+  },
+
+  /** Resolves once every subscriber of this process has received every message. */
+  async waitReceived() {
+    if (unique < expected) await new Promise<void>((resolve) => waiters.push(resolve));
+    return subscriberStats();
+  },
+
+  async stats() {
+    return subscriberStats();
+  },
+
+  async connectPublisher() {
+    const { driver: d } = requireDriver();
+    publisher ??= await d.publisher();
+    return {};
+  },
+
+  async publish() {
+    const { driver: d, plan: p } = requireDriver();
+    publisher ??= await d.publisher();
+    published = 0;
+    return publishAll(publisher, p);
+  },
+
+  async idle(params) {
+    return openIdle(String(params.prefix), Number(params.count), Number(params.concurrency ?? 100));
+  },
+
+  async closeAll() {
+    const all = [...subscribers, ...idle, ...(publisher ? [publisher] : [])];
+    subscribers = [];
+    idle = [];
+    publisher = undefined;
+    await Promise.allSettled(all.map((c) => c.close()));
+    await driver?.dispose?.();
+    resetState();
+    return {};
+  },
+};
+
+function send(message: unknown): void {
+  process.send?.(message);
+}
+
+process.on("message", (raw) => {
+  const req = raw as Request;
+  const method = methods[req.method];
+  if (!method) {
+    send({ type: "reply", id: req.id, ok: false, error: `unknown method ${req.method}` });
+    return;
+  }
+  method(req.params ?? {}).then(
+    (result) => send({ type: "reply", id: req.id, ok: true, result }),
+    (err: unknown) => {
+      const message = err instanceof Error ? err.message || err.name : String(err);
+      send({ type: "reply", id: req.id, ok: false, error: message });
+    },
+  );
+});
+
+// The controller went away: nothing left to do.
+process.on("disconnect", () => process.exit(0));
+
+// Progress for the controller's status line and its timeout reports.
+let lastReport = "";
+setInterval(() => {
+  const progress = { received, unique, expected, published, idle: idle.length };
+  const text = JSON.stringify(progress);
+  if (text !== lastReport) {
+    lastReport = text;
+    send({ type: "progress", progress });
+  }
+}, 250).unref();

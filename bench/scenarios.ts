@@ -1,0 +1,431 @@
+// One (scenario, system) run: start (or find) the server, fork the load processes, drive them,
+// measure, clean up. Every run gets a fresh server process where the benchmark starts it, so a
+// run's peak RSS (VmHWM) is its own.
+
+import type { IdleStats, PublishStats, SubscriberStats } from "./load.js";
+import { LoadProcess, RssSampler, readMemory, sleep, TimeoutError } from "./proc.js";
+import { Histogram } from "./stats.js";
+import { loadSystem } from "./systems/index.js";
+import { type RunPlan, type ScenarioName, type ServerHandle, type SystemDef, Unavailable } from "./types.js";
+
+export interface BenchOptions {
+  scenarios: ScenarioName[];
+  systems: string[];
+  throughputMessages: number;
+  fanoutMessages: number;
+  fanoutSubscribers: number;
+  backlogMessages: number;
+  connections: number;
+  connectionProcs: number;
+  connectionMessages: number;
+  /** Load processes the fan-out subscribers are spread over. */
+  subProcs: number;
+  payloadBytes: number;
+  window: number;
+  batch: number;
+  prefetch: number;
+  /** Longest a run may take, seconds. */
+  timeoutS: number;
+  /** A run with no progress at all for this long is aborted, seconds. */
+  stallS: number;
+  smoke: boolean;
+}
+
+export type RowStatus = "ok" | "not reachable" | "n/a" | "timeout" | "error";
+
+export interface ResultRow {
+  system: string;
+  status: RowStatus;
+  /** Why a row has no figures (reason, error), or a caveat on its figures. */
+  note?: string;
+  durability: string;
+  disk: string;
+  server?: string;
+  /** Headline rate: deliveries per second end to end (replay rate in the backlog scenario). */
+  msgPerSec?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+  peakRssMb?: number;
+  /** "VmHWM": exact peak of a process this run started; "sampled": every 100 ms, shared service. */
+  rssSource?: "VmHWM" | "sampled";
+  published?: number;
+  delivered?: number;
+  duplicates?: number;
+  /** Publisher side: acked publishes per second. */
+  publishPerSec?: number;
+  elapsedS?: number;
+  /** Backlog: publish rate into the offline queue, RSS once queued, replay rate. */
+  enqueuePerSec?: number;
+  queuedRssMb?: number;
+  /** Connections scenario. */
+  clients?: number;
+  connected?: number;
+  connectS?: number;
+  idleRssMb?: number;
+  connectedRssMb?: number;
+  kbPerClient?: number;
+  /** Wall time of the whole run, setup and clean-up included; and of the clean-up alone. */
+  runS?: number;
+  cleanupS?: number;
+  /** Last lines of the server's output, when the run failed. */
+  serverLog?: string[];
+}
+
+/**
+ * Load processes kept between runs. Only smoke runs reuse them (to save the boot of a few dozen
+ * processes); real runs give every system fresh, cold client processes.
+ */
+export class LoadPool {
+  private readonly idle: LoadProcess[] = [];
+
+  constructor(private readonly reuse: boolean) {}
+
+  acquire(label: string): LoadProcess {
+    const reused = this.reuse ? this.idle.pop() : undefined;
+    if (!reused) return new LoadProcess(label);
+    reused.label = label;
+    reused.progress = {};
+    return reused;
+  }
+
+  /** Returns processes that closed their clients cleanly; kills the others. */
+  async release(procs: LoadProcess[], closed: boolean[]): Promise<void> {
+    await Promise.all(
+      procs.map(async (p, i) => {
+        if (this.reuse && closed[i] && p.alive) this.idle.push(p);
+        else await p.kill();
+      }),
+    );
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((p) => p.kill()));
+  }
+}
+
+export interface Ui {
+  status(text: string): void;
+}
+
+export function planFor(scenario: ScenarioName, opts: BenchOptions): RunPlan {
+  const messages = {
+    throughput: opts.throughputMessages,
+    fanout: opts.fanoutMessages,
+    backlog: opts.backlogMessages,
+    connections: opts.connectionMessages,
+  }[scenario];
+  return {
+    runId: Math.random().toString(36).slice(2, 8),
+    scenario,
+    subscribers: scenario === "fanout" ? opts.fanoutSubscribers : 1,
+    messages,
+    payloadBytes: opts.payloadBytes,
+    prefetch: opts.prefetch,
+    window: opts.window,
+    batch: opts.batch,
+  };
+}
+
+/** Spreads `n` items over `parts` groups as evenly as possible (no empty groups). */
+function split(n: number, parts: number): number[] {
+  const groups = Math.max(1, Math.min(parts, n));
+  return Array.from({ length: groups }, (_, i) => Math.floor(n / groups) + (i < n % groups ? 1 : 0));
+}
+
+const mb = (kb: number | undefined) => (kb === undefined || Number.isNaN(kb) ? undefined : kb / 1024);
+
+/** How much of a run's work is done: published plus received messages, against the total. */
+interface Goal {
+  done(): number;
+  total: number;
+}
+
+/** Seconds of progress history the watchdog projects from. */
+const PROJECTION_WINDOW_S = 30;
+
+/**
+ * Runs `work`, aborting it when the load processes stop making progress, when the run takes
+ * longer than the time limit, or (given a goal) as soon as the rate of the last 30 s projects a
+ * finish far beyond that limit: a system that slows down quadratically is not waited for.
+ */
+function watchdog<T>(
+  work: Promise<T>,
+  procs: LoadProcess[],
+  opts: BenchOptions,
+  describe: () => string,
+  goal?: Goal,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const started = Date.now();
+    let last = "";
+    let lastChange = started;
+    const history: [number, number][] = [];
+    const fail = (message: string) => {
+      clearInterval(timer);
+      reject(new TimeoutError(`${message} (${describe()})`));
+    };
+    const timer = setInterval(() => {
+      const now = Date.now();
+      const snapshot = JSON.stringify(procs.map((p) => p.progress));
+      if (snapshot !== last) {
+        last = snapshot;
+        lastChange = now;
+      }
+      if (now - lastChange > opts.stallS * 1000) return fail(`no progress for ${opts.stallS} s`);
+      if (now - started > opts.timeoutS * 1000) return fail(`still running after ${opts.timeoutS} s`);
+      if (!goal) return;
+      const done = goal.done();
+      history.push([now, done]);
+      while (history.length > 1 && (history[0]?.[0] ?? now) < now - PROJECTION_WINDOW_S * 1000)
+        history.shift();
+      const [then, doneThen] = history[0] ?? [now, done];
+      if (now - started < PROJECTION_WINDOW_S * 1000 || now - then < (PROJECTION_WINDOW_S - 1) * 1000) return;
+      const rate = (done - doneThen) / ((now - then) / 1000);
+      const etaS = rate > 0 ? (goal.total - done) / rate : Number.POSITIVE_INFINITY;
+      if ((now - started) / 1000 + etaS > 2 * opts.timeoutS) {
+        fail(
+          `given up after ${Math.round((now - started) / 1000)} s: at the last ${PROJECTION_WINDOW_S} s' ` +
+            `${Math.round(rate).toLocaleString("en-US")} msg/s it would need ~${Math.round(etaS / 60)} min more ` +
+            `(limit --timeout ${opts.timeoutS} s)`,
+        );
+      }
+    }, 250);
+    work.then(
+      (value) => {
+        clearInterval(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearInterval(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+interface Flow {
+  subs: LoadProcess[];
+  pub: LoadProcess;
+  groups: number[][];
+}
+
+function progressText(flow: Flow, plan: RunPlan): string {
+  const published = flow.pub.progress.published ?? 0;
+  const received = flow.subs.reduce((sum, p) => sum + (p.progress.unique ?? 0), 0);
+  const dups = flow.subs.reduce((sum, p) => sum + ((p.progress.received ?? 0) - (p.progress.unique ?? 0)), 0);
+  return `published ${published.toLocaleString("en-US")}/${plan.messages.toLocaleString("en-US")}, received ${received.toLocaleString("en-US")}/${(plan.messages * plan.subscribers).toLocaleString("en-US")}${dups ? ` (+${dups} duplicates)` : ""}`;
+}
+
+interface Measured {
+  pubStats: PublishStats;
+  subStats: SubscriberStats[];
+}
+
+function summarize(row: ResultRow, m: Measured, from: "publish" | "subscribe"): void {
+  const latency = new Histogram();
+  for (const s of m.subStats) latency.merge(Histogram.fromJSON(s.latency));
+  const delivered = m.subStats.reduce((sum, s) => sum + s.unique, 0);
+  const start = from === "publish" ? m.pubStats.firstAt : Math.min(...m.subStats.map((s) => s.startedAt));
+  const end = Math.max(...m.subStats.map((s) => s.lastAt));
+  const elapsed = (end - start) / 1000;
+  row.published = m.pubStats.published;
+  row.delivered = delivered;
+  row.duplicates = m.subStats.reduce((sum, s) => sum + s.duplicates, 0);
+  row.elapsedS = elapsed;
+  row.msgPerSec = delivered / elapsed;
+  row.publishPerSec = m.pubStats.published / ((m.pubStats.lastAckAt - m.pubStats.firstAt) / 1000);
+  if (from === "publish") {
+    row.p50Ms = latency.quantile(0.5);
+    row.p99Ms = latency.quantile(0.99);
+    row.maxMs = latency.count ? latency.max : undefined;
+  }
+}
+
+/** Subscribers connected, then the publisher sends everything; done when all is received. */
+async function liveFlow(flow: Flow, plan: RunPlan, ui: Ui, label: string): Promise<Measured> {
+  ui.status(`${label}: subscribing`);
+  await Promise.all(flow.subs.map((p, i) => p.call("subscribe", { indices: flow.groups[i] })));
+  await flow.pub.call("connectPublisher");
+  const received = flow.subs.map((p) => p.call<SubscriberStats>("waitReceived"));
+  // A rejection is handled by Promise.all below; keep it from counting as unhandled meanwhile.
+  for (const r of received) r.catch(() => {});
+  const ticker = setInterval(() => ui.status(`${label}: ${progressText(flow, plan)}`), 250);
+  try {
+    const pubStats = await flow.pub.call<PublishStats>("publish");
+    const subStats = await Promise.all(received);
+    return { pubStats, subStats };
+  } finally {
+    clearInterval(ticker);
+  }
+}
+
+function recordPeak(row: ResultRow, server: ServerHandle, sampler: RssSampler): void {
+  if (server.pid === undefined) return;
+  const peakKb = server.owned ? readMemory(server.pid)?.hwmKb : sampler.stop();
+  row.peakRssMb = mb(peakKb);
+  row.rssSource = server.owned ? "VmHWM" : "sampled";
+}
+
+export async function runOne(
+  scenario: ScenarioName,
+  name: string,
+  opts: BenchOptions,
+  ui: Ui,
+  pool: LoadPool,
+): Promise<ResultRow> {
+  const def: SystemDef = await loadSystem(name);
+  const row: ResultRow = { system: name, status: "ok", durability: def.durability, disk: def.disk };
+  if (scenario === "backlog" && !def.hasQueue) {
+    return { ...row, status: "n/a", note: "no queue: messages for an offline client are dropped" };
+  }
+  const label = `${scenario} › ${name}`;
+  const runStarted = performance.now();
+  const plan = planFor(scenario, opts);
+  const groups: number[][] = [];
+  let first = 0;
+  for (const size of split(plan.subscribers, scenario === "fanout" ? opts.subProcs : 1)) {
+    groups.push(Array.from({ length: size }, (_, i) => first + i));
+    first += size;
+  }
+  // Fork the load processes while the server starts: both take a moment to boot.
+  const flow: Flow = {
+    subs: groups.map((_, i) => pool.acquire(`${name}-sub${i}`)),
+    pub: pool.acquire(`${name}-pub`),
+    groups,
+  };
+  const idleShares = scenario === "connections" ? split(opts.connections, opts.connectionProcs) : [];
+  const idleProcs = idleShares.map((_, i) => pool.acquire(`${name}-idle${i}`));
+  const procs = [...flow.subs, flow.pub, ...idleProcs];
+  let server: ServerHandle | undefined;
+  let sampler: RssSampler | undefined;
+  let setUp = false;
+  try {
+    ui.status(`${label}: starting`);
+    try {
+      server = await def.start({ prefetch: opts.prefetch, scenario });
+    } catch (err) {
+      if (err instanceof Unavailable) return { ...row, status: "not reachable", note: err.message };
+      throw err;
+    }
+    row.server = server.describe;
+    row.durability = server.durability ?? row.durability;
+    row.disk = server.disk ?? row.disk;
+    sampler = new RssSampler(server.pid);
+    try {
+      await def.setup?.(server, plan);
+      setUp = true;
+    } catch (err) {
+      if (err instanceof Unavailable) return { ...row, status: "not reachable", note: err.message };
+      throw err;
+    }
+    const endpoint = server.endpoint;
+    await Promise.all(procs.map((p) => p.call("init", { system: name, endpoint, plan })));
+    const describe = () => progressText(flow, plan);
+    const goal: Goal = {
+      done: () =>
+        (flow.pub.progress.published ?? 0) + flow.subs.reduce((sum, p) => sum + (p.progress.unique ?? 0), 0),
+      total: plan.messages * (1 + plan.subscribers),
+    };
+
+    if (scenario === "throughput" || scenario === "fanout") {
+      const measured = await watchdog(liveFlow(flow, plan, ui, label), procs, opts, describe, goal);
+      summarize(row, measured, "publish");
+    } else if (scenario === "backlog") {
+      const measured = await watchdog(
+        (async () => {
+          ui.status(`${label}: subscribing, then going offline`);
+          await Promise.all(flow.subs.map((p, i) => p.call("subscribe", { indices: groups[i] })));
+          await Promise.all(flow.subs.map((p) => p.call("closeSubscribers")));
+          await sleep(200);
+          const ticker = setInterval(() => ui.status(`${label}: queueing, ${describe()}`), 250);
+          const pubStats = await flow.pub.call<PublishStats>("publish").finally(() => clearInterval(ticker));
+          row.enqueuePerSec = pubStats.published / ((pubStats.lastAckAt - pubStats.firstAt) / 1000);
+          row.queuedRssMb = mb(server?.pid === undefined ? undefined : readMemory(server.pid)?.rssKb);
+          ui.status(`${label}: reconnecting to drain`);
+          const drainTicker = setInterval(() => ui.status(`${label}: draining, ${describe()}`), 250);
+          try {
+            await Promise.all(flow.subs.map((p, i) => p.call("subscribe", { indices: groups[i] })));
+            const subStats = await Promise.all(flow.subs.map((p) => p.call<SubscriberStats>("waitReceived")));
+            return { pubStats, subStats };
+          } finally {
+            clearInterval(drainTicker);
+          }
+        })(),
+        procs,
+        opts,
+        describe,
+        goal,
+      );
+      summarize(row, measured, "subscribe");
+    } else {
+      // connections: idle clients first, memory per client, then throughput while they stay.
+      const limit = def.connectionLimit?.(server);
+      const wanted = limit ? Math.min(opts.connections, limit.limit) : opts.connections;
+      const shares = split(wanted, idleProcs.length);
+      row.clients = opts.connections;
+      await sleep(opts.smoke ? 50 : 300);
+      const idleRss = server.pid === undefined ? undefined : readMemory(server.pid)?.rssKb;
+      const idleText = () =>
+        `connecting ${idleProcs.reduce((s, p) => s + (p.progress.idle ?? 0), 0).toLocaleString("en-US")}/${wanted.toLocaleString("en-US")} idle clients`;
+      const ticker = setInterval(() => ui.status(`${label}: ${idleText()}`), 250);
+      const idleStats = await watchdog(
+        Promise.all(
+          idleProcs.map((p, i) =>
+            p.call<IdleStats>("idle", {
+              prefix: `i${plan.runId}-${i}`,
+              count: shares[i] ?? 0,
+              concurrency: 50,
+            }),
+          ),
+        ),
+        procs,
+        opts,
+        idleText,
+      ).finally(() => clearInterval(ticker));
+      row.connected = idleStats.reduce((s, x) => s + x.connected, 0);
+      row.connectS = Math.max(...idleStats.map((x) => x.ms)) / 1000;
+      await sleep(opts.smoke ? 50 : 1000);
+      const connectedRss = server.pid === undefined ? undefined : readMemory(server.pid)?.rssKb;
+      row.idleRssMb = mb(idleRss);
+      row.connectedRssMb = mb(connectedRss);
+      if (idleRss !== undefined && connectedRss !== undefined && row.connected > 0) {
+        row.kbPerClient = (connectedRss - idleRss) / row.connected;
+      }
+      const notes: string[] = [];
+      if (limit && wanted < opts.connections) notes.push(`capped at ${wanted}: ${limit.reason}`);
+      const firstError = idleStats.find((x) => x.firstError)?.firstError;
+      if (row.connected < wanted) notes.push(`${wanted - row.connected} refused: ${firstError ?? "?"}`);
+      const measured = await watchdog(liveFlow(flow, plan, ui, label), procs, opts, describe, goal);
+      summarize(row, measured, "publish");
+      if (notes.length) row.note = notes.join("; ");
+    }
+
+    recordPeak(row, server, sampler);
+    return row;
+  } catch (err) {
+    if (err instanceof TimeoutError && server && sampler) recordPeak(row, server, sampler);
+    row.status = err instanceof TimeoutError ? "timeout" : "error";
+    row.note = err instanceof Error ? err.message : String(err);
+    row.serverLog = server?.logTail?.().slice(-15);
+    return row;
+  } finally {
+    const cleanupStarted = performance.now();
+    sampler?.stop();
+    ui.status(`${label}: cleaning up`);
+    const closed = procs.map(() => false);
+    await Promise.race([
+      Promise.allSettled(procs.map((p, i) => p.call("closeAll").then(() => (closed[i] = true)))),
+      sleep(3000),
+    ]);
+    await pool.release(procs, closed);
+    if (server && setUp && def.teardown) {
+      await def.teardown(server, plan).catch((err: unknown) => {
+        row.note = `${row.note ? `${row.note}; ` : ""}teardown failed: ${err instanceof Error ? err.message : err}`;
+      });
+    }
+    await server?.stop();
+    row.cleanupS = (performance.now() - cleanupStarted) / 1000;
+    row.runS = (performance.now() - runStarted) / 1000;
+  }
+}

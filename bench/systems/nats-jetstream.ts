@@ -1,0 +1,127 @@
+// Baseline: NATS JetStream (shared service, BENCH_NATS_URL, default nats://127.0.0.1:4222).
+// One file-storage stream per run with interest retention (a message is removed once every
+// consumer acked it, as in a queue) and one durable pull consumer per subscriber with explicit
+// acks and max_ack_pending = prefetch. The publisher keeps a window of js.publish() calls in flight
+// (awaiting each one in turn would measure the client's round trips, not JetStream).
+
+import { AckPolicy, connect, DeliverPolicy, type NatsConnection, RetentionPolicy, StorageType } from "nats";
+import { decode, encode } from "../payload.js";
+import { findPidByName, tcpProbe } from "../proc.js";
+import { type ClientDriver, type Endpoint, type RunPlan, type SystemDef, Unavailable } from "../types.js";
+
+const DEFAULT_URL = "nats://127.0.0.1:4222";
+
+const streamOf = (plan: RunPlan) => `BENCH_${plan.runId}`;
+const subjectOf = (plan: RunPlan) => `bench.${plan.runId}.tick`;
+const consumerOf = (index: number) => `c${index}`;
+
+function servers(endpoint: Endpoint): string {
+  return new URL(endpoint.url).host;
+}
+
+async function client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> {
+  const subject = subjectOf(plan);
+  return {
+    async subscriber(index, onMessage) {
+      const nc = await connect({ servers: servers(endpoint), name: `s${plan.runId}-${index}` });
+      const consumer = await nc.jetstream().consumers.get(streamOf(plan), consumerOf(index));
+      const messages = await consumer.consume({
+        max_messages: plan.prefetch,
+        callback: (m) => {
+          onMessage(decode(m.data));
+          m.ack();
+        },
+      });
+      return {
+        async close() {
+          messages.stop();
+          await nc.drain();
+        },
+      };
+    },
+
+    async publisher() {
+      const nc = await connect({ servers: servers(endpoint), name: `p${plan.runId}` });
+      const js = nc.jetstream();
+      return {
+        maxBatch: 1,
+        async publish(payloads) {
+          await Promise.all(payloads.map((p) => js.publish(subject, encode(p))));
+        },
+        close: () => nc.drain(),
+      };
+    },
+
+    async idle(id) {
+      const nc = await connect({ servers: servers(endpoint), name: id });
+      return { close: () => nc.close() };
+    },
+  };
+}
+
+async function manage<T>(endpoint: Endpoint, work: (nc: NatsConnection) => Promise<T>): Promise<T> {
+  const nc = await connect({ servers: servers(endpoint) });
+  try {
+    return await work(nc);
+  } finally {
+    await nc.close();
+  }
+}
+
+export const natsJetstream: SystemDef = {
+  name: "nats-jetstream",
+  durability: "file storage; fsync every 2 min by default (sync_interval), not per message",
+  disk: "no fsync per msg",
+  hasQueue: true,
+  async start() {
+    const url = new URL(process.env.BENCH_NATS_URL ?? DEFAULT_URL);
+    const error = await tcpProbe(url.hostname, Number(url.port || 4222));
+    if (error) throw new Unavailable(`not reachable: ${url.host}: ${error}`);
+    return {
+      endpoint: { url: url.href },
+      pid: findPidByName("nats-server"),
+      owned: false,
+      describe: `shared nats-server at ${url.host}`,
+      stop: async () => {},
+    };
+  },
+  async setup(server, plan) {
+    let nc: NatsConnection;
+    try {
+      nc = await connect({ servers: servers(server.endpoint) });
+    } catch (err) {
+      throw new Unavailable(`not reachable: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    try {
+      let jsm: Awaited<ReturnType<NatsConnection["jetstreamManager"]>>;
+      try {
+        jsm = await nc.jetstreamManager();
+      } catch (err) {
+        throw new Unavailable(`JetStream not available: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      await jsm.streams.add({
+        name: streamOf(plan),
+        subjects: [subjectOf(plan)],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Interest,
+      });
+      for (let i = 0; i < plan.subscribers; i++) {
+        await jsm.consumers.add(streamOf(plan), {
+          durable_name: consumerOf(i),
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          max_ack_pending: plan.prefetch,
+        });
+      }
+    } finally {
+      await nc.close();
+    }
+  },
+  async teardown(server, plan) {
+    await manage(server.endpoint, async (nc) => {
+      const jsm = await nc.jetstreamManager();
+      await jsm.streams.delete(streamOf(plan));
+    });
+  },
+  client,
+};

@@ -1,0 +1,230 @@
+// The system under test: queuehub, spawned as `node --import tsx src/main.ts` (one process, so its
+// pid is the hub's) with PORT=0 and a fresh store; its URL comes from the "hub listening" log line.
+// Clients speak the wire protocol with socket.io-client: batch publishes (arrays, acked once
+// durable), `auth.batch: true` so deliveries arrive as arrays, acks batched into `received`.
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { io, type Socket } from "socket.io-client";
+import { decode } from "../payload.js";
+import { makeTempDir, REPO_DIR, removeTempDir, spawnServer, TSX_EXEC_ARGV } from "../proc.js";
+import type { ClientDriver, Endpoint, RunPlan, StartOptions, SystemDef } from "../types.js";
+
+/** The largest batch the hub takes in one publish (protocol: a configured size, 100 by default). */
+export const MAX_PUBLISH_BATCH = 100;
+
+const NAMESPACE = "/bench";
+const EVENT = "tick";
+
+interface WireMessage {
+  messageId: string;
+  event: string;
+  payload: unknown;
+}
+
+type Reply =
+  | { ok: true; [key: string]: unknown }
+  | { ok: false; error?: { code?: string; message?: string } };
+
+function refusal(what: string, reply: Reply): Error {
+  if (reply.ok) return new Error(`${what}: unexpected reply ${JSON.stringify(reply)}`);
+  return new Error(
+    `${what} refused: ${reply.error?.code ?? "?"}: ${reply.error?.message ?? JSON.stringify(reply)}`,
+  );
+}
+
+/** Opens a connection with the handlers attached first, then waits until it is connected. */
+function connect(url: string, clientId: string, setup?: (socket: Socket) => void): Promise<Socket> {
+  const socket = io(url + NAMESPACE, {
+    auth: { clientId, batch: true },
+    transports: ["websocket"],
+    forceNew: true,
+    reconnection: false,
+    timeout: 10000,
+  });
+  setup?.(socket);
+  return new Promise((resolve, reject) => {
+    socket.once("connect", () => {
+      socket.on("disconnect", (reason) => {
+        if (reason !== "io client disconnect")
+          console.error(`queuehub client ${clientId} disconnected: ${reason}`);
+      });
+      resolve(socket);
+    });
+    socket.once("connect_error", (err) => {
+      socket.close();
+      reject(new Error(`connect_error: ${err.message}`));
+    });
+  });
+}
+
+async function client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> {
+  return {
+    async subscriber(index, onMessage) {
+      let socket: Socket | undefined;
+      let pending: string[] = [];
+      let scheduled = false;
+      const flush = () => {
+        scheduled = false;
+        if (pending.length === 0) return;
+        socket?.emit("received", { messageIds: pending });
+        pending = [];
+      };
+      const handle = (m: WireMessage) => {
+        onMessage(decode(m.payload));
+        pending.push(m.messageId);
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      };
+      socket = await connect(endpoint.url, `s${plan.runId}-${index}`, (s) => {
+        s.on("deliveries", (messages: WireMessage[]) => {
+          for (const m of messages) handle(m);
+        });
+        // A hub that ignores auth.batch emits one event per message.
+        s.on(EVENT, (m: WireMessage) => handle(m));
+      });
+      const reply = (await socket.timeout(10000).emitWithAck("subscribe", { event: EVENT })) as Reply;
+      if (!reply.ok) throw refusal("subscribe", reply);
+      const connected = socket;
+      return {
+        async close() {
+          flush();
+          connected.close();
+        },
+      };
+    },
+
+    async publisher() {
+      const socket = await connect(endpoint.url, `p${plan.runId}`);
+      return {
+        maxBatch: MAX_PUBLISH_BATCH,
+        publish(payloads) {
+          const items = payloads.map((payload) => ({ event: EVENT, payload }));
+          return new Promise<void>((resolve, reject) => {
+            socket.emit("publish", items, (reply: Reply) => {
+              if (!reply.ok) return reject(refusal("publish", reply));
+              const ids = reply.messageIds;
+              if (!Array.isArray(ids) || ids.length !== items.length) {
+                return reject(
+                  new Error(`publish ack without ${items.length} messageIds: ${JSON.stringify(reply)}`),
+                );
+              }
+              resolve();
+            });
+          });
+        },
+        close: async () => void socket.close(),
+      };
+    },
+
+    async idle(id) {
+      const socket = await connect(endpoint.url, id);
+      return { close: async () => void socket.close() };
+    },
+  };
+}
+
+/** Extra hub environment from BENCH_HUB_ENV ("KEY=VALUE,KEY=VALUE"), set by run.ts's --hub-env. */
+function extraEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of (process.env.BENCH_HUB_ENV ?? "").split(",")) {
+    const eq = pair.indexOf("=");
+    if (eq > 0) env[pair.slice(0, eq).trim()] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+/** `--cpu-prof` for the hub when run.ts's --cpu-prof set BENCH_HUB_CPU_PROF_DIR. */
+function cpuProfileArgs(name: string, scenario: string): string[] {
+  const dir = process.env.BENCH_HUB_CPU_PROF_DIR;
+  if (!dir) return [];
+  // One folder per run: the main thread and tsx's loader thread each write a profile into it.
+  return ["--cpu-prof", `--cpu-prof-dir=${join(dir, `${scenario}-${name}`)}`];
+}
+
+/** What the hub's SQLite synchronous level (its "hub listening" line says which) means on disk. */
+function sqliteDurability(sync: string): { durability: string; disk: string } {
+  if (sync === "full") {
+    return {
+      durability: "SQLite WAL, synchronous=FULL: fsync per group commit before the ack",
+      disk: "fsync per commit",
+    };
+  }
+  if (sync === "normal") {
+    return {
+      durability:
+        "SQLite WAL, synchronous=NORMAL: committed before the ack, no fsync per commit (survives kill -9, not power loss)",
+      disk: "no fsync per msg",
+    };
+  }
+  return { durability: `SQLite, synchronous=${sync.toUpperCase()}`, disk: `sync=${sync}` };
+}
+
+function system(store: "sqlite" | "memory", sqliteSync?: "full"): SystemDef {
+  const name = `queuehub-${store}${sqliteSync ? `-${sqliteSync}` : ""}`;
+  return {
+    name,
+    durability:
+      store === "sqlite"
+        ? "SQLite (WAL): committed before the publish ack, commits grouped"
+        : "memory only: nothing on disk",
+    disk: store === "sqlite" ? "SQLite commit per group" : "memory only",
+    hasQueue: true,
+    async start({ prefetch, scenario }: StartOptions) {
+      const main = join(REPO_DIR, "src", "main.ts");
+      if (!existsSync(main)) throw new Error(`the hub's entry point ${main} does not exist`);
+      const dir = makeTempDir("bench-queuehub-");
+      let sync: string | undefined;
+      const server = await spawnServer({
+        name,
+        command: process.execPath,
+        args: [...TSX_EXEC_ARGV, ...cpuProfileArgs(name, scenario), main],
+        env: {
+          PORT: "0",
+          HUB_HOST: "127.0.0.1",
+          HUB_STORE: store,
+          HUB_DB: join(dir, "hub.db"),
+          LOG_LEVEL: "info",
+          HUB_PREFETCH: String(prefetch),
+          ...extraEnv(),
+          ...(sqliteSync ? { HUB_SYNC: sqliteSync } : {}),
+        },
+        timeoutMs: 30000,
+        ready: (line) => {
+          if (!line.startsWith("{")) return undefined;
+          try {
+            const parsed = JSON.parse(line) as { msg?: unknown; url?: unknown; sync?: unknown };
+            if (parsed.msg !== "hub listening" || typeof parsed.url !== "string") return undefined;
+            if (typeof parsed.sync === "string") sync = parsed.sync;
+            return parsed.url;
+          } catch {
+            return undefined;
+          }
+        },
+      }).catch((err: Error) => {
+        removeTempDir(dir);
+        throw err;
+      });
+      return {
+        endpoint: { url: server.ready.replace(/\/$/, "") },
+        pid: server.pid,
+        owned: true,
+        describe: `queuehub (HUB_STORE=${store}${sync ? `, HUB_SYNC=${sync}` : ""}) at ${server.ready}`,
+        ...(store === "sqlite" && sync ? sqliteDurability(sync) : {}),
+        logTail: server.logTail,
+        async stop() {
+          await server.stop();
+          removeTempDir(dir);
+        },
+      };
+    },
+    client,
+  };
+}
+
+export const queuehubSqlite = system("sqlite");
+/** The SQLite store with HUB_SYNC=full: an fsync per group commit, like RabbitMQ's confirms. */
+export const queuehubSqliteFull = system("sqlite", "full");
+export const queuehubMemory = system("memory");
