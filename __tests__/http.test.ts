@@ -93,3 +93,21 @@ test("GET /metrics is Prometheus text with the counters", async () => {
   expect(text).toContain("queuehub_acked_total 1");
   expect(text).toMatch(/queuehub_connections 1/);
 });
+
+test("GET /dashboard serves the live page built on the JSON views", async () => {
+  ctx = await startHub();
+  const res = await fetch(`${ctx.url}/dashboard`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toContain("text/html");
+  const html = await res.text();
+  for (const view of ["/healthz", "/queues?ns=", "/clients?ns=", "/dead-letters?ns="])
+    expect(html).toContain(view);
+  const sub = await ctx.client("/caps", { clientId: "sub" });
+  await sub.request("subscribe", { event: "e" });
+  await post(`${ctx.url}/publish/caps/e`, "1");
+  await sub.received(1);
+  const queues = await (await fetch(`${ctx.url}/queues?ns=caps`)).json();
+  expect(queues).toEqual({ ok: true, queues: [{ ns: "/caps", queue: "c:sub", pending: 1, inFlight: 1 }] });
+  const clients = await (await fetch(`${ctx.url}/clients?ns=/caps`)).json();
+  expect(clients.clients).toEqual([{ ns: "/caps", clientId: "sub", socketId: expect.any(String) }]);
+});

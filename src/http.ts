@@ -1,6 +1,7 @@
 // HTTP beside the sockets: health, metrics, publish, and operators' JSON views.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { HubConfig } from "./config.js";
+import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
 import { type ErrorCode, failure, NAMESPACE_PATTERN, type Reply } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
@@ -64,6 +65,10 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     });
   }
   if (req.method === "GET" && url.pathname === "/metrics") return sendMetrics(deps, res);
+  if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/dashboard")) {
+    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
+    return res.end(DASHBOARD_HTML);
+  }
   if (parts[0] === "dead-letters" || ["/queues", "/subscriptions", "/clients"].includes(url.pathname)) {
     await authorize(deps, req);
     return operatorView(deps, req, res, url, parts);
