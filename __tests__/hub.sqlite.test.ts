@@ -13,3 +13,39 @@ let n = 0;
 deliverySemantics("one hub, SQLite store", (overrides) =>
   startHub(overrides, SqliteStore.open({ file: join(dir, `hub-${++n}.db`), sync: "normal" })),
 );
+
+test("a big backlog streams within the window while other clients keep being served", async () => {
+  const ctx = await startHub(
+    { prefetch: 50 },
+    SqliteStore.open({ file: join(dir, "backlog.db"), sync: "normal" }),
+  );
+  try {
+    const pub = await ctx.client("/", { clientId: "pub" });
+    const busy = await ctx.client("/", { clientId: "busy", batch: true });
+    await busy.request("subscribe", { event: "bulk" });
+    busy.close();
+    const batch = Array.from({ length: 100 }, (_, i) => ({ event: "bulk", payload: i }));
+    for (let i = 0; i < 50; i++) expect(await pub.request("publish", batch)).toMatchObject({ ok: true });
+    const back = await ctx.client("/", { clientId: "busy", batch: true });
+    await back.received(50);
+    // The window holds: 50 in flight, 4,950 still in the store.
+    expect(await back.request("getAll", {})).toEqual({ ok: true, count: 5000 });
+    const other = await ctx.client("/", { clientId: "other" });
+    await other.request("subscribe", { event: "ping" });
+    await pub.request("ping", "served");
+    await other.received(1);
+    expect(back.messages).toHaveLength(50);
+    // Draining with acks streams the rest in order, never more than the window ahead.
+    let acked = 0;
+    while (acked < 5000) {
+      const ids = back.messages.slice(acked).map((m) => m.messageId);
+      expect(ids.length).toBeLessThanOrEqual(50);
+      await back.request("received", { messageIds: ids });
+      acked += ids.length;
+      if (acked < 5000) await back.received(acked + 1);
+    }
+    expect(back.payloads()).toEqual(Array.from({ length: 5000 }, (_, i) => i % 100));
+  } finally {
+    await ctx.close();
+  }
+}, 30_000);
