@@ -487,7 +487,8 @@ async function main(): Promise<number> {
   const legend = new Map<string, string>();
   for (const { rows } of Object.values(results)) for (const r of rows) legend.set(r.system, r.durability);
   console.log(`\n${paint.bold("what a publish ack means on disk")}`);
-  for (const [system, durability] of legend) console.log(`  ${system.padEnd(17)} ${durability}`);
+  const width = Math.max(0, ...[...legend.keys()].map((k) => k.length));
+  for (const [system, durability] of legend) console.log(`  ${system.padEnd(width)}  ${durability}`);
 
   const file =
     cli.jsonOut !== undefined

@@ -260,6 +260,33 @@ async function liveFlow(flow: Flow, plan: RunPlan, ui: Ui, label: string): Promi
   }
 }
 
+/** Longest wait for a broker's per-run setup (queues, streams) or teardown. */
+const SETUP_TIMEOUT_MS = 20_000;
+
+/** Awaits `work`; if it takes longer than `ms`, calls `onTimeout` (which throws) instead. */
+async function withTimeout<T>(
+  work: Promise<T> | undefined,
+  ms: number,
+  onTimeout: () => never,
+): Promise<T | undefined> {
+  if (!work) return undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      try {
+        onTimeout();
+      } catch (err) {
+        reject(err);
+      }
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function recordPeak(row: ResultRow, server: ServerHandle, sampler: RssSampler): void {
   if (server.pid === undefined) return;
   const peakKb = server.owned ? readMemory(server.pid)?.hwmKb : sampler.stop();
@@ -313,7 +340,9 @@ export async function runOne(
     row.disk = server.disk ?? row.disk;
     sampler = new RssSampler(server.pid);
     try {
-      await def.setup?.(server, plan);
+      await withTimeout(def.setup?.(server, plan), SETUP_TIMEOUT_MS, () => {
+        throw new Unavailable(`not reachable: no answer to the setup within ${SETUP_TIMEOUT_MS / 1000} s`);
+      });
       setUp = true;
     } catch (err) {
       if (err instanceof Unavailable) return { ...row, status: "not reachable", note: err.message };
@@ -420,7 +449,9 @@ export async function runOne(
     ]);
     await pool.release(procs, closed);
     if (server && setUp && def.teardown) {
-      await def.teardown(server, plan).catch((err: unknown) => {
+      await withTimeout(def.teardown(server, plan), SETUP_TIMEOUT_MS, () => {
+        throw new Error(`no answer within ${SETUP_TIMEOUT_MS / 1000} s`);
+      }).catch((err: unknown) => {
         row.note = `${row.note ? `${row.note}; ` : ""}teardown failed: ${err instanceof Error ? err.message : err}`;
       });
     }
