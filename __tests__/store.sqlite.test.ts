@@ -69,6 +69,25 @@ describe("SqliteStore specifics", () => {
     ...extra,
   });
 
+  it("claims do not re-read leased entries, yet see released, expired and reused-sequence ones", async () => {
+    const claim = (now: number, limit = 10) =>
+      store.claim({ ns: "/", queue: clientQueue("a"), consumer: "a", limit, now, leaseMs: 100, maxDeliveries: 0 });
+    const ids = async (now: number, limit?: number) =>
+      (await claim(now, limit)).messages.map((m) => (m.payload as { i: number }).i);
+    for (let i = 1; i <= 4; i++) await store.enqueue(req(i));
+    expect(await ids(1, 2)).toEqual([1, 2]);
+    expect(await ids(2, 2)).toEqual([3, 4]);
+    expect(await ids(3)).toEqual([]);
+    await store.release("/", clientQueue("a"), "a", ["0190-000002"]);
+    expect(await ids(4)).toEqual([2]);
+    // Leases run out at 101 (1, 3, 4 claimed at 1 and 2; 2 again at 4, until 104).
+    expect(await ids(103)).toEqual([1, 3, 4]);
+    await store.ack("/", "a", ["0190-000001", "0190-000002", "0190-000003", "0190-000004"]);
+    // The table is empty: SQLite may hand out a used sequence number again.
+    await store.enqueue(req(5));
+    expect(await ids(200)).toEqual([5]);
+  });
+
   it("sets WAL and the synchronous level it is given", async () => {
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);

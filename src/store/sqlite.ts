@@ -131,10 +131,12 @@ END;
 `;
 
 const OTHERS_LEASED = "lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ?";
-const CLAIM_SCAN = `SELECT e.seq, e.body, e.deliveries, e.expires_at AS expiresAt, b.message_id AS messageId,
-  b.event, b.payload, b.published_at AS publishedAt, b.sender
+// Leased rows are returned too (and skipped by the caller), so the claim cursor learns when their
+// leases run out.
+const CLAIM_SCAN = `SELECT e.seq, e.body, e.deliveries, e.expires_at AS expiresAt, e.lease_until AS leaseUntil,
+  b.message_id AS messageId, b.event, b.payload, b.published_at AS publishedAt, b.sender
   FROM entries e INDEXED BY entries_queue JOIN bodies b ON b.id = e.body
-  WHERE e.queue_id = ? AND e.seq > ? AND e.lease_until <= ?`;
+  WHERE e.queue_id = ? AND e.seq > ?`;
 const DEAD_BY_IDS = `SELECT d.id, d.queue_id AS queueId, q.name AS queue, d.body
   FROM bodies b JOIN dead d ON d.body = b.id JOIN queues q ON q.id = d.queue_id
   WHERE b.message_id IN (SELECT value FROM json_each(?)) AND q.ns = ?`;
@@ -226,6 +228,7 @@ type Statements = { [K in keyof typeof SQL]: Database.Statement<unknown[], unkno
 
 interface ClaimRow {
   seq: number;
+  leaseUntil: number;
   body: number;
   deliveries: number;
   expiresAt: number | null;
@@ -325,6 +328,12 @@ export class SqliteStore implements QueueStore {
   private commitCount = 0;
   /** Set when a batch or a write of it failed for a storage reason; cleared by a clean batch. */
   private failing = false;
+  /**
+   * queues.id → claim cursor: every entry up to `seq` is leased (or gone), and the first of
+   * those leases runs out at `until`. Claims start after it instead of re-reading a window of
+   * leased entries each time. Dropped on release and on every rollback; stale once `until` passes.
+   */
+  private readonly cursors = new Map<number, { seq: number; until: number }>();
   /** ns\0queue → queues.id. Rows are never deleted; cleared on every rollback. */
   private readonly queueIds = new Map<string, number>();
 
@@ -403,6 +412,7 @@ export class SqliteStore implements QueueStore {
     return this.write(() => {
       const queueId = this.queueId(ns, queue, false);
       if (queueId === undefined) return 0;
+      this.cursors.delete(queueId);
       const r = messageIds
         ? this.s.releaseIds.run(queueId, consumer, JSON.stringify(messageIds))
         : this.s.releaseAll.run(queueId, consumer);
@@ -453,7 +463,8 @@ export class SqliteStore implements QueueStore {
         body: number;
       }[];
       for (const row of rows) {
-        this.s.requeueEntry.run(row.queueId, row.body); // before the delete: the body stays referenced
+        const requeued = this.s.requeueEntry.run(row.queueId, row.body); // before the delete: the body stays referenced
+        this.behindCursor(row.queueId, requeued.lastInsertRowid);
         this.s.deadDel.run(row.id);
         queues.add(row.queue);
       }
@@ -602,6 +613,7 @@ export class SqliteStore implements QueueStore {
           this.s.rollbackTo.run();
           this.s.release.run();
           this.queueIds.clear();
+          this.cursors.clear();
           if (!(err instanceof StoreError) && sqliteCode(err)) opFailed = true;
           outcomes.push({ ok: false, error: this.opError(err) });
         }
@@ -618,6 +630,7 @@ export class SqliteStore implements QueueStore {
         }
       }
       this.queueIds.clear();
+      this.cursors.clear();
     }
     if (failure !== undefined) {
       this.failing = true;
@@ -697,7 +710,7 @@ export class SqliteStore implements QueueStore {
       ).lastInsertRowid;
       for (const queue of queues) {
         const queueId = queueIds.get(queue) as number;
-        this.s.entryAdd.run(queueId, body, m.expiresAt ?? null);
+        this.behindCursor(queueId, this.s.entryAdd.run(queueId, body, m.expiresAt ?? null).lastInsertRowid);
         // Under `reject` the check above keeps every queue within max; under `drop-oldest` each
         // insert past max dead-letters the oldest entry.
         if (dropOldest && (this.s.queueSize.get(queueId) as number) > max) {
@@ -740,7 +753,12 @@ export class SqliteStore implements QueueStore {
     if (queueId === undefined || !(req.limit > 0)) return result;
     const { now, maxDeliveries } = req;
     const until = now + req.leaseMs;
-    let after = Number.MIN_SAFE_INTEGER;
+    // An event filter skips other events' entries, so it neither uses nor moves the cursor.
+    const tracked = req.event === undefined;
+    const cursor = tracked ? this.cursors.get(queueId) : undefined;
+    const valid = cursor !== undefined && now < cursor.until;
+    let after = valid ? cursor.seq : Number.MIN_SAFE_INTEGER;
+    let firstExpiry = valid ? cursor.until : Number.POSITIVE_INFINITY;
     // Reads only what it needs, in pages of the remaining limit; expired and dead-lettered
     // entries do not count toward the limit, so it reads on past them.
     for (;;) {
@@ -748,15 +766,21 @@ export class SqliteStore implements QueueStore {
       const rows: ClaimRow[] = [];
       const scan =
         req.event === undefined
-          ? this.s.claimScan.iterate(queueId, after, now)
-          : this.s.claimScanEvent.iterate(queueId, after, now, req.event);
+          ? this.s.claimScan.iterate(queueId, after)
+          : this.s.claimScanEvent.iterate(queueId, after, req.event);
       // Collected first (a connection cannot write while a statement iterates), then applied.
+      let last = after;
       for (const row of scan as IterableIterator<ClaimRow>) {
+        last = row.seq;
+        if (row.leaseUntil > now) {
+          firstExpiry = Math.min(firstExpiry, row.leaseUntil);
+          continue;
+        }
         rows.push(row);
         if (rows.length >= want) break;
       }
+      after = last;
       for (const row of rows) {
-        after = row.seq;
         if (row.expiresAt !== null && row.expiresAt <= now) {
           this.s.entryDel.run(row.seq);
           result.expired++;
@@ -766,14 +790,24 @@ export class SqliteStore implements QueueStore {
           result.deadLettered++;
         } else {
           this.s.lease.run(req.consumer, until, row.seq);
+          firstExpiry = Math.min(firstExpiry, until);
           result.messages.push(toMessage(row, row.deliveries + 1));
         }
       }
-      if (rows.length < want || result.messages.length >= req.limit) return result;
+      if (rows.length < want || result.messages.length >= req.limit) {
+        if (tracked) this.cursors.set(queueId, { seq: after, until: firstExpiry });
+        return result;
+      }
     }
   }
 
   // ---- helpers --------------------------------------------------------------------------------
+
+  /** A new entry may reuse a deleted sequence number at or below a cursor: then claims must look again. */
+  private behindCursor(queueId: number, seq: number | bigint) {
+    const cursor = this.cursors.get(queueId);
+    if (cursor !== undefined && Number(seq) <= cursor.seq) this.cursors.delete(queueId);
+  }
 
   private consumerQueueNames(ns: string, clientId: string): QueueName[] {
     const groups = this.s.consumerGroups.all(clientId, ns) as string[];
