@@ -71,7 +71,15 @@ describe("SqliteStore specifics", () => {
 
   it("claims do not re-read leased entries, yet see released, expired and reused-sequence ones", async () => {
     const claim = (now: number, limit = 10) =>
-      store.claim({ ns: "/", queue: clientQueue("a"), consumer: "a", limit, now, leaseMs: 100, maxDeliveries: 0 });
+      store.claim({
+        ns: "/",
+        queue: clientQueue("a"),
+        consumer: "a",
+        limit,
+        now,
+        leaseMs: 100,
+        maxDeliveries: 0,
+      });
     const ids = async (now: number, limit?: number) =>
       (await claim(now, limit)).messages.map((m) => (m.payload as { i: number }).i);
     for (let i = 1; i <= 4; i++) await store.enqueue(req(i));
@@ -94,7 +102,7 @@ describe("SqliteStore specifics", () => {
     await store.close();
     store = SqliteStore.open({ file, sync: "off" });
     expect(store.db.pragma("synchronous", { simple: true })).toBe(0);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(1);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(2);
   });
 
   it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {
@@ -152,6 +160,118 @@ describe("SqliteStore specifics", () => {
     expect(store.db.prepare("SELECT count(*) FROM entries").pluck().get()).toBe(100);
     for (let i = 0; i < 100; i++) await store.ack("/", `c${i}`, ["0190-000001"]);
     expect(store.db.prepare("SELECT count(*) FROM bodies").pluck().get()).toBe(0);
+  });
+
+  const count = (table: string) => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+  const claimAll = (client: string, now = 1, leaseMs = 1000, maxDeliveries = 0) =>
+    store.claim({
+      ns: "/",
+      queue: clientQueue(client),
+      consumer: client,
+      limit: 100,
+      now,
+      leaseMs,
+      maxDeliveries,
+    });
+
+  it("refcounted bodies: freed after the last of a 3-way fan-out is acked, kept until then", async () => {
+    for (const c of ["a", "b", "c"]) await store.subscribe("/", c, ["x"], null);
+    await store.enqueue({ ...req(1), messages: [message(1, { to: undefined }), message(2, { to: ["a"] })] });
+    expect(store.db.prepare("SELECT refs FROM bodies ORDER BY id").pluck().all()).toEqual([3, 1]);
+    await claimAll("a");
+    await claimAll("b");
+    expect(await store.ack("/", "a", ["0190-000001", "0190-000002"])).toHaveLength(2);
+    expect(count("bodies")).toBe(1); // message 2 went at once (refs 1), message 1 is still referenced
+    expect(await store.ack("/", "b", ["0190-000001"])).toEqual(["0190-000001"]); // by hint
+    expect(await store.ack("/", "c", ["0190-000001"])).toEqual(["0190-000001"]); // never claimed: by index
+    expect(count("bodies")).toBe(0);
+    expect(count("entries")).toBe(0);
+    expect(store.db.prepare("SELECT size FROM queues").pluck().all()).toEqual([0, 0, 0]);
+  });
+
+  it("refcounted bodies: a dead letter keeps its body until it is dropped; requeue keeps it", async () => {
+    for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], null);
+    await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });
+    await claimAll("a", 1, 10, 1);
+    const r = await claimAll("a", 20, 10, 1); // lease ran out, deliveries 1 >= 1: dead-lettered
+    expect(r.deadLettered).toBe(1);
+    expect(await store.ack("/", "b", ["0190-000001"])).toHaveLength(1);
+    expect(count("bodies")).toBe(1); // the dead letter still points at it
+    expect(await store.requeueDead("/", ["0190-000001"])).toEqual([clientQueue("a")]);
+    expect(store.db.prepare("SELECT refs FROM bodies").pluck().get()).toBe(1);
+    await claimAll("a", 30, 10, 1);
+    expect((await claimAll("a", 50, 10, 1)).deadLettered).toBe(1);
+    expect(await store.dropDead("/", ["0190-000001"])).toBe(1);
+    expect(count("bodies")).toBe(0);
+    expect(count("dead")).toBe(0);
+  });
+
+  it("refcounted bodies and sizes: sweep, unsubscribe and drop-oldest", async () => {
+    for (const c of ["a", "b"]) await store.subscribe("/", c, ["x", "y"], null);
+    const fan = (i: number, extra: Partial<NewMessage> = {}) => message(i, { to: undefined, ...extra });
+    await store.enqueue({ ...req(1), messages: [fan(1, { expiresAt: 5 }), fan(2, { event: "y" }), fan(3)] });
+    expect(await store.sweep(10)).toBe(2); // both entries of message 1, one body
+    expect(count("bodies")).toBe(2);
+    expect(await store.unsubscribe("/", "a", ["y"])).toBe(1);
+    expect(store.db.prepare("SELECT refs FROM bodies ORDER BY id").pluck().all()).toEqual([1, 2]);
+    expect(await store.unsubscribe("/", "b", ["y"])).toBe(1);
+    expect(count("bodies")).toBe(1);
+    const limits = { maxQueueLength: 2, overflow: "drop-oldest" as const };
+    const r = await store.enqueue({ ...req(4, limits), messages: [fan(4), fan(5), fan(6)] });
+    expect(r.dropped).toBe(4); // messages 3 and 4 from both queues
+    expect(await store.pending("/", "a", 1)).toBe(2);
+    expect(await store.pending("/", "b", 1)).toBe(2);
+    expect(store.db.prepare("SELECT size FROM queues ORDER BY id").pluck().all()).toEqual([2, 2]);
+    expect(count("bodies")).toBe(4); // 3 and 4 live on as dead letters
+    expect(await store.dropDead("/", ["0190-000003", "0190-000004"])).toBe(4);
+    expect(count("bodies")).toBe(2);
+  });
+
+  it("ack hints: a reused sequence number or a stale hint never removes the wrong entry", async () => {
+    await store.enqueue(req(1));
+    await store.enqueue(req(2));
+    expect((await claimAll("a")).messages).toHaveLength(2);
+    // Message 2 leaves without an ack, and its sequence number is reused by message 3.
+    const seq2 = store.db.prepare("SELECT max(seq) FROM entries").pluck().get() as number;
+    store.db.prepare("DELETE FROM entries WHERE seq = ?").run(seq2);
+    store.db.prepare("UPDATE queues SET size = size - 1").run();
+    await store.enqueue(req(3));
+    expect(store.db.prepare("SELECT max(seq) FROM entries").pluck().get()).toBe(seq2);
+    expect(await store.ack("/", "a", ["0190-000002"])).toEqual([]); // the hint points at message 3 now
+    expect(await store.pending("/", "a", 1)).toBe(2);
+    // Message 3 was never claimed (no hint: by index); message 1 by its hint.
+    expect(await store.ack("/", "a", ["0190-000003", "0190-000001"])).toEqual(["0190-000003", "0190-000001"]);
+    expect(await store.pending("/", "a", 1)).toBe(0);
+  });
+
+  it("ack hints in a group queue: only the lease holder's ack removes the entry", async () => {
+    for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], "g");
+    await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });
+    const r = await store.claim({
+      ns: "/",
+      queue: "g:g",
+      consumer: "a",
+      limit: 10,
+      now: 1,
+      leaseMs: 1000,
+      maxDeliveries: 0,
+    });
+    expect(r.messages).toHaveLength(1);
+    expect(await store.ack("/", "b", ["0190-000001"])).toEqual([]);
+    expect(await store.ack("/", "a", ["0190-000001"])).toEqual(["0190-000001"]);
+    expect(count("bodies")).toBe(0);
+  });
+
+  it("refuses a file of schema version 1 (a development format) with a clear message", async () => {
+    await store.close();
+    const old = join(dir, "v1.db");
+    const Database = (await import("better-sqlite3")).default;
+    const db1 = new Database(old);
+    db1.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID");
+    db1.pragma("user_version = 1");
+    db1.close();
+    expect(() => SqliteStore.open({ file: old, sync: "normal" })).toThrow(/schema version 1.*move it aside/);
+    store = SqliteStore.open({ file, sync: "full" });
   });
 
   it("one write's refusal does not undo the others of its batch", async () => {

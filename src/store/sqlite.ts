@@ -4,15 +4,24 @@
 // or throws an Error naming the file and saying what to do (corrupt file, unwritable path,
 // file from a newer build). It never starts empty over a file it cannot read.
 //
-// Schema (PRAGMA user_version 1):
+// Schema (PRAGMA user_version 2; version 1 was a development format, refused at open):
 // - `bodies`: one row per stored message (id, event, payload as JSON text, publishedAt, from),
 //   whatever the number of queues it went to; indexed by messageId (a UUIDv7, time-ordered).
+//   `refs` counts the entries and dead letters that point at it: set at insert to the number of
+//   target queues, decremented when one is removed (a move entry <-> dead letter keeps it); the
+//   body is deleted when the last one goes.
 // - `entries`: one row per (queue, message), keyed by an INTEGER sequence: FIFO is store order.
 //   Leases (owner, until), deliveries and the TTL are columns, so they survive a restart.
-// - `dead`: dead letters, referencing bodies too. A body is deleted (by trigger) when its last
-//   entry and dead letter are gone.
-// - `queues` (id, ns, name, size kept by trigger), `events` + `subs` (subscriptions, in the
-//   order they were made), `dedup` (idempotency keys), `meta`.
+// - `dead`: dead letters, referencing bodies too.
+// - `queues` (id, ns, name, size), `events` + `subs` (subscriptions, in the order they were
+//   made), `dedup` (idempotency keys), `meta`.
+// No triggers: each operation counts what it adds and removes per queue and applies it with one
+// UPDATE of `queues.size` per queue touched, before its savepoint is released.
+//
+// Acks: a claim remembers, per message id, the entry it leased ({ seq, queue }, in memory,
+// bounded); an ack then deletes by rowid, checking queue, message id (sequence numbers can be
+// reused after deletes) and, in a group queue, the lease owner in the same DELETE. Without a hint,
+// or when the check fails, it looks the entry up by message id as before.
 //
 // Group commit: every write is queued and run, in arrival order, inside ONE transaction that is
 // committed `flushIntervalMs` after the first queued write (setImmediate when 0) or as soon as
@@ -55,7 +64,9 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
+/** Ack hints kept at most (about 100 B each). */
+const HINTS_MAX = 200_000;
 
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -72,7 +83,8 @@ CREATE TABLE bodies (
   event TEXT NOT NULL,
   payload TEXT,
   published_at INTEGER NOT NULL,
-  sender TEXT
+  sender TEXT,
+  refs INTEGER NOT NULL
 );
 CREATE INDEX bodies_message_id ON bodies (message_id);
 CREATE TABLE entries (
@@ -114,20 +126,6 @@ CREATE TABLE dedup (
   PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE INDEX dedup_expiry ON dedup (expires_at);
-CREATE TRIGGER entries_added AFTER INSERT ON entries BEGIN
-  UPDATE queues SET size = size + 1 WHERE id = NEW.queue_id;
-END;
-CREATE TRIGGER entries_removed AFTER DELETE ON entries BEGIN
-  UPDATE queues SET size = size - 1 WHERE id = OLD.queue_id;
-  DELETE FROM bodies WHERE id = OLD.body
-    AND NOT EXISTS (SELECT 1 FROM entries WHERE body = OLD.body)
-    AND NOT EXISTS (SELECT 1 FROM dead WHERE body = OLD.body);
-END;
-CREATE TRIGGER dead_removed AFTER DELETE ON dead BEGIN
-  DELETE FROM bodies WHERE id = OLD.body
-    AND NOT EXISTS (SELECT 1 FROM entries WHERE body = OLD.body)
-    AND NOT EXISTS (SELECT 1 FROM dead WHERE body = OLD.body);
-END;
 `;
 
 const OTHERS_LEASED = "lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ?";
@@ -159,6 +157,7 @@ export const SQL = {
   queueGet: "SELECT id FROM queues WHERE ns = ? AND name = ?",
   queueAdd: "INSERT INTO queues (ns, name) VALUES (?, ?)",
   queueSize: "SELECT size FROM queues WHERE id = ?",
+  queueGrow: "UPDATE queues SET size = size + ? WHERE id = ?",
 
   eventGet: "SELECT id FROM events WHERE ns = ? AND event = ?",
   eventAdd: "INSERT INTO events (ns, event) VALUES (?, ?)",
@@ -173,11 +172,15 @@ export const SQL = {
     WHERE s.client_id = ? AND ev.ns = ? AND s.grp IS NOT NULL AND s.grp <> ''
     GROUP BY s.grp ORDER BY min(ev.id)`,
   dropEvent: `DELETE FROM entries WHERE seq IN (SELECT e.seq FROM entries e JOIN bodies b ON b.id = e.body
-    WHERE e.queue_id = ? AND b.event = ?)`,
+    WHERE e.queue_id = ? AND b.event = ?) RETURNING queue_id AS queueId, body`,
 
   dedupGet: "SELECT ids, expires_at AS expiresAt FROM dedup WHERE ns = ? AND key = ?",
   dedupPut: "INSERT OR REPLACE INTO dedup (ns, key, ids, expires_at) VALUES (?, ?, ?, ?)",
-  bodyAdd: "INSERT INTO bodies (message_id, event, payload, published_at, sender) VALUES (?, ?, ?, ?, ?)",
+  bodyAdd:
+    "INSERT INTO bodies (message_id, event, payload, published_at, sender, refs) VALUES (?, ?, ?, ?, ?, ?)",
+  // Dropping n references: delete the body when they were the last, else count them down.
+  bodyFree: "DELETE FROM bodies WHERE id = ? AND refs <= ?",
+  bodyUnref: "UPDATE bodies SET refs = refs - ? WHERE id = ?",
   entryAdd: "INSERT INTO entries (queue_id, body, expires_at) VALUES (?, ?, ?)",
   entryDel: "DELETE FROM entries WHERE seq = ?",
   oldest: "SELECT seq, body, deliveries FROM entries WHERE queue_id = ? ORDER BY seq LIMIT 1",
@@ -187,16 +190,22 @@ export const SQL = {
   // here); claim stops iterating instead, so it still reads only the rows it needs.
   claimScan: `${CLAIM_SCAN} ORDER BY e.seq`,
   claimScanEvent: `${CLAIM_SCAN} AND b.event = ? ORDER BY e.seq`,
-  lease: "UPDATE entries SET deliveries = deliveries + 1, lease_owner = ?, lease_until = ? WHERE seq = ?",
+  lease: `UPDATE entries SET deliveries = deliveries + 1, lease_owner = ?, lease_until = ?
+    WHERE seq IN (SELECT value FROM json_each(?))`,
   releaseAll: `UPDATE entries SET lease_owner = NULL, lease_until = 0
     WHERE queue_id = ? AND lease_owner = ? AND lease_until > 0`,
   releaseIds: `UPDATE entries SET lease_owner = NULL, lease_until = 0
     WHERE queue_id = ? AND lease_owner = ? AND lease_until > 0
     AND body IN (SELECT id FROM bodies WHERE message_id IN (SELECT value FROM json_each(?)))`,
   // Pinned: by the v7 id, then (body, queue); never a scan of the queue, whatever the statistics.
-  ackFind: `SELECT e.seq, e.lease_owner AS leaseOwner
+  ackFind: `SELECT e.seq, e.body, e.lease_owner AS leaseOwner
     FROM bodies b CROSS JOIN entries e INDEXED BY entries_body ON e.body = b.id
     WHERE b.message_id = ? AND e.queue_id = ? LIMIT 1`,
+  // By the claim's hint: one rowid lookup, checked against queue, message id (and lease owner).
+  ackHint: `DELETE FROM entries WHERE seq = ? AND queue_id = ?
+    AND (SELECT message_id FROM bodies WHERE id = entries.body) = ? RETURNING body`,
+  ackHintLeased: `DELETE FROM entries WHERE seq = ? AND queue_id = ?
+    AND (SELECT message_id FROM bodies WHERE id = entries.body) = ? AND lease_owner = ? RETURNING body`,
 
   pendingEvent: `SELECT count(*) FROM entries e JOIN bodies b ON b.id = e.body
     WHERE e.queue_id = ? AND b.event = ?`,
@@ -205,12 +214,13 @@ export const SQL = {
     WHERE e.queue_id = ? AND b.event = ?
     AND e.lease_owner IS NOT NULL AND e.lease_owner <> ? AND e.lease_until > ?`,
 
-  sweepEntries: "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ?",
+  sweepEntries:
+    "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING queue_id AS queueId, body",
   sweepDedup: "DELETE FROM dedup WHERE expires_at <= ?",
 
   deadFind: `${DEAD_BY_IDS} ORDER BY d.id`,
   deadDel: "DELETE FROM dead WHERE id = ?",
-  deadDrop: `DELETE FROM dead WHERE id IN (SELECT id FROM (${DEAD_BY_IDS}))`,
+  deadDrop: `DELETE FROM dead WHERE id IN (SELECT id FROM (${DEAD_BY_IDS})) RETURNING body`,
   requeueEntry: "INSERT INTO entries (queue_id, body) VALUES (?, ?)",
   listDead: `SELECT b.message_id AS messageId, b.event, b.payload, b.published_at AS publishedAt, b.sender,
     d.deliveries, q.name AS queue, d.reason, d.dead_at AS deadAt
@@ -336,6 +346,14 @@ export class SqliteStore implements QueueStore {
   private readonly cursors = new Map<number, { seq: number; until: number }>();
   /** ns\0queue → queues.id. Rows are never deleted; cleared on every rollback. */
   private readonly queueIds = new Map<string, number>();
+  /** queues.id → entries added minus removed by the running operation; applied before its RELEASE. */
+  private readonly sizeDelta = new Map<number, number>();
+  /**
+   * messageId → the entry a claim leased it from. A hint only: acks check it against the row
+   * (seq, queue, message id), so a stale one (rolled back, seq reused) just falls back to the
+   * message id index. Deleted on ack; cleared whole when it grows past HINTS_MAX.
+   */
+  private readonly hints = new Map<string, { seq: number; queueId: number }>();
 
   private constructor(
     private readonly database: Database.Database,
@@ -347,7 +365,15 @@ export class SqliteStore implements QueueStore {
     this.s = Object.fromEntries(
       Object.entries(SQL).map(([name, sql]) => [name, database.prepare(sql)]),
     ) as Statements;
-    for (const name of ["queueGet", "queueSize", "eventGet", "consumerGroups"] as const) this.s[name].pluck();
+    for (const name of [
+      "queueGet",
+      "queueSize",
+      "eventGet",
+      "consumerGroups",
+      "ackHint",
+      "ackHintLeased",
+    ] as const)
+      this.s[name].pluck();
     for (const name of ["pendingEvent", "othersLeased", "othersLeasedEvent"] as const) this.s[name].pluck();
   }
 
@@ -430,15 +456,31 @@ export class SqliteStore implements QueueStore {
         if (id !== undefined) queues.push({ id, group: isGroupQueue(name) });
       }
       for (const messageId of new Set(messageIds)) {
+        const hint = this.hints.get(messageId);
         for (const queue of queues) {
+          // Queues are tried in order (own queue first) whatever the hint says.
+          if (hint !== undefined && hint.queueId === queue.id) {
+            const body = (
+              queue.group
+                ? this.s.ackHintLeased.get(hint.seq, queue.id, messageId, clientId)
+                : this.s.ackHint.get(hint.seq, queue.id, messageId)
+            ) as number | undefined;
+            if (body !== undefined) {
+              this.entriesGone(queue.id, body);
+              removed.push(messageId);
+              break;
+            }
+          }
           const row = this.s.ackFind.get(messageId, queue.id) as
-            | { seq: number; leaseOwner: string | null }
+            | { seq: number; body: number; leaseOwner: string | null }
             | undefined;
           if (!row || (queue.group && row.leaseOwner !== clientId)) continue;
           this.s.entryDel.run(row.seq);
+          this.entriesGone(queue.id, row.body);
           removed.push(messageId);
           break;
         }
+        if (hint !== undefined) this.hints.delete(messageId);
       }
       return removed;
     });
@@ -446,7 +488,7 @@ export class SqliteStore implements QueueStore {
 
   sweep(now: number): Promise<number> {
     return this.write(() => {
-      const removed = this.s.sweepEntries.run(now).changes;
+      const removed = this.removedRows(this.s.sweepEntries.all(now) as { queueId: number; body: number }[]);
       this.s.sweepDedup.run(now);
       return removed;
     });
@@ -463,8 +505,10 @@ export class SqliteStore implements QueueStore {
         body: number;
       }[];
       for (const row of rows) {
-        const requeued = this.s.requeueEntry.run(row.queueId, row.body); // before the delete: the body stays referenced
+        // The reference moves from the dead letter to the new entry: `refs` stays.
+        const requeued = this.s.requeueEntry.run(row.queueId, row.body);
         this.behindCursor(row.queueId, requeued.lastInsertRowid);
+        this.grow(row.queueId, 1);
         this.s.deadDel.run(row.id);
         queues.add(row.queue);
       }
@@ -473,9 +517,12 @@ export class SqliteStore implements QueueStore {
   }
 
   dropDead(ns: string, messageIds: string[]): Promise<number> {
-    return this.write(() =>
-      messageIds.length === 0 ? 0 : this.s.deadDrop.run(JSON.stringify(messageIds), ns).changes,
-    );
+    return this.write(() => {
+      if (messageIds.length === 0) return 0;
+      const bodies = this.s.deadDrop.all(JSON.stringify(messageIds), ns) as { body: number }[];
+      for (const { body } of bodies) this.unref(body, 1);
+      return bodies.length;
+    });
   }
 
   // ---- reads (direct: they see every committed write) ------------------------------------------
@@ -605,10 +652,12 @@ export class SqliteStore implements QueueStore {
         this.s.savepoint.run();
         try {
           const value = op.run();
+          this.applySizes();
           this.s.release.run();
           outcomes.push({ ok: true, value });
         } catch (err) {
           // SQLite may have rolled back the whole transaction (SQLITE_FULL, IOERR, ...).
+          this.sizeDelta.clear();
           if (!this.database.inTransaction) throw err;
           this.s.rollbackTo.run();
           this.s.release.run();
@@ -698,6 +747,9 @@ export class SqliteStore implements QueueStore {
     for (const queue of added.keys()) queueIds.set(queue, this.queueId(ns, queue, true) as number);
     let dropped = 0;
     const dropOldest = max > 0 && req.overflow !== "reject";
+    // queues.id → entries it holds, counting this request's (only under drop-oldest).
+    const sizes = new Map<number, number>();
+    if (dropOldest) for (const id of queueIds.values()) sizes.set(id, this.s.queueSize.get(id) as number);
     req.messages.forEach((m, i) => {
       const queues = targets[i] as QueueName[];
       if (queues.length === 0) return;
@@ -707,20 +759,28 @@ export class SqliteStore implements QueueStore {
         payloads[i],
         m.publishedAt,
         m.from ?? null,
+        queues.length,
       ).lastInsertRowid;
       for (const queue of queues) {
         const queueId = queueIds.get(queue) as number;
         this.behindCursor(queueId, this.s.entryAdd.run(queueId, body, m.expiresAt ?? null).lastInsertRowid);
         // Under `reject` the check above keeps every queue within max; under `drop-oldest` each
-        // insert past max dead-letters the oldest entry.
-        if (dropOldest && (this.s.queueSize.get(queueId) as number) > max) {
-          const oldest = this.s.oldest.get(queueId) as { seq: number; body: number; deliveries: number };
-          this.s.deadAdd.run(queueId, oldest.body, oldest.deliveries, "overflow", now);
-          this.s.entryDel.run(oldest.seq);
-          dropped++;
+        // insert past max dead-letters the oldest entry (its body reference moves to the dead letter).
+        if (dropOldest) {
+          const size = (sizes.get(queueId) as number) + 1;
+          sizes.set(queueId, size);
+          if (size > max) {
+            const oldest = this.s.oldest.get(queueId) as { seq: number; body: number; deliveries: number };
+            this.s.deadAdd.run(queueId, oldest.body, oldest.deliveries, "overflow", now);
+            this.s.entryDel.run(oldest.seq);
+            sizes.set(queueId, size - 1);
+            this.grow(queueId, -1);
+            dropped++;
+          }
         }
       }
     });
+    for (const [queue, n] of added) this.grow(queueIds.get(queue) as number, n);
     const messageIds = req.messages.map((m) => m.messageId);
     if (req.key !== undefined) {
       this.s.dedupPut.run(ns, req.key, JSON.stringify(messageIds), now + req.dedupWindowMs);
@@ -780,19 +840,27 @@ export class SqliteStore implements QueueStore {
         if (rows.length >= want) break;
       }
       after = last;
+      const leased: number[] = [];
       for (const row of rows) {
         if (row.expiresAt !== null && row.expiresAt <= now) {
           this.s.entryDel.run(row.seq);
+          this.entriesGone(queueId, row.body);
           result.expired++;
         } else if (maxDeliveries > 0 && row.deliveries >= maxDeliveries) {
+          // The body reference moves to the dead letter.
           this.s.deadAdd.run(queueId, row.body, row.deliveries, "max-deliveries", now);
           this.s.entryDel.run(row.seq);
+          this.grow(queueId, -1);
           result.deadLettered++;
         } else {
-          this.s.lease.run(req.consumer, until, row.seq);
-          firstExpiry = Math.min(firstExpiry, until);
+          leased.push(row.seq);
+          this.hint(row.messageId, row.seq, queueId);
           result.messages.push(toMessage(row, row.deliveries + 1));
         }
+      }
+      if (leased.length > 0) {
+        this.s.lease.run(req.consumer, until, JSON.stringify(leased));
+        firstExpiry = Math.min(firstExpiry, until);
       }
       if (rows.length < want || result.messages.length >= req.limit) {
         if (tracked) this.cursors.set(queueId, { seq: after, until: firstExpiry });
@@ -816,7 +884,47 @@ export class SqliteStore implements QueueStore {
 
   private dropEvent(ns: string, queue: QueueName, event: string): number {
     const queueId = this.queueId(ns, queue, false);
-    return queueId === undefined ? 0 : this.s.dropEvent.run(queueId, event).changes;
+    if (queueId === undefined) return 0;
+    return this.removedRows(this.s.dropEvent.all(queueId, event) as { queueId: number; body: number }[]);
+  }
+
+  /** Counts entries added to (n > 0) or removed from (n < 0) a queue by the running operation. */
+  private grow(queueId: number, n: number) {
+    this.sizeDelta.set(queueId, (this.sizeDelta.get(queueId) ?? 0) + n);
+  }
+
+  /** An entry was deleted (not moved to dead letters): its queue shrinks, its body loses a reference. */
+  private entriesGone(queueId: number, body: number) {
+    this.grow(queueId, -1);
+    this.unref(body, 1);
+  }
+
+  /** Entries deleted by one statement (RETURNING queue_id, body). Returns how many. */
+  private removedRows(rows: { queueId: number; body: number }[]): number {
+    const refs = new Map<number, number>();
+    for (const { queueId, body } of rows) {
+      this.grow(queueId, -1);
+      refs.set(body, (refs.get(body) ?? 0) + 1);
+    }
+    for (const [body, n] of refs) this.unref(body, n);
+    return rows.length;
+  }
+
+  /** Drops n references to a body, deleting it when they were the last. */
+  private unref(body: number, n: number) {
+    if (this.s.bodyFree.run(body, n).changes === 0) this.s.bodyUnref.run(n, body);
+  }
+
+  /** Writes the running operation's size changes: one UPDATE per queue touched. */
+  private applySizes() {
+    if (this.sizeDelta.size === 0) return;
+    for (const [queueId, n] of this.sizeDelta) if (n !== 0) this.s.queueGrow.run(n, queueId);
+    this.sizeDelta.clear();
+  }
+
+  private hint(messageId: string, seq: number, queueId: number) {
+    if (this.hints.size >= HINTS_MAX) this.hints.clear();
+    this.hints.set(messageId, { seq, queueId });
   }
 
   private queueId(ns: string, queue: QueueName, create: boolean): number | undefined {
@@ -857,6 +965,9 @@ function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean
   db.pragma("cache_size = -16384"); // 16 MiB
   db.pragma("temp_store = MEMORY");
   db.pragma("journal_size_limit = 67108864");
+  // Checkpoint every ~16 MiB of WAL instead of ~4 MiB: hot pages (index tails, queue rows) are
+  // copied back once per checkpoint instead of four times (+5-8% on enqueue and ack here).
+  db.pragma("wal_autocheckpoint = 4000");
   const check = db.pragma("quick_check", { simple: true });
   if (check !== "ok") {
     const err = new Error(`quick_check: ${String(check)}`) as Error & { code: string };
@@ -880,6 +991,11 @@ function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean
     throw new SetupError(
       `the file has schema version ${version}, written by a newer queuehub (this build knows ` +
         `${SCHEMA_VERSION}); run the newer build, or restore a backup made for this one`,
+    );
+  } else if (version === 1) {
+    throw new SetupError(
+      "the file has schema version 1, a development format this build no longer reads; " +
+        "move it aside (or delete it) to start with an empty store",
     );
   } else if (version !== SCHEMA_VERSION) {
     throw new SetupError(`unknown schema version ${version}; restore a backup or move the file aside`);
