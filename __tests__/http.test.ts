@@ -100,7 +100,7 @@ test("GET /dashboard serves the live page built on the JSON views", async () => 
   expect(res.status).toBe(200);
   expect(res.headers.get("content-type")).toContain("text/html");
   const html = await res.text();
-  for (const view of ["/healthz", "/queues?ns=", "/clients?ns=", "/dead-letters?ns="])
+  for (const view of ["/healthz", "/namespaces", "/queues?ns=", "/clients?ns=", "/dead-letters?ns="])
     expect(html).toContain(view);
   const sub = await ctx.client("/caps", { clientId: "sub" });
   await sub.request("subscribe", { event: "e" });
@@ -110,4 +110,9 @@ test("GET /dashboard serves the live page built on the JSON views", async () => 
   expect(queues).toEqual({ ok: true, queues: [{ ns: "/caps", queue: "c:sub", pending: 1, inFlight: 1 }] });
   const clients = await (await fetch(`${ctx.url}/clients?ns=/caps`)).json();
   expect(clients.clients).toEqual([{ ns: "/caps", clientId: "sub", socketId: expect.any(String) }]);
+  const namespaces = await (await fetch(`${ctx.url}/namespaces`)).json();
+  expect(namespaces).toEqual({
+    ok: true,
+    namespaces: [{ ns: "/caps", queues: 1, pending: 1, subscriptions: 1, clients: 1 }],
+  });
 });

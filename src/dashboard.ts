@@ -22,6 +22,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <h1>queuehub <span id="status" class="status">…</span></h1>
 <div>namespace <input id="ns" value="/" size="12"> token <input id="token" type="password" size="24"
   placeholder="only with HUB_SECRET"> <span id="error"></span></div>
+<h2>Namespaces</h2><table id="namespaces"></table>
 <h2>Queues</h2><table id="queues"></table>
 <h2>Connected clients</h2><table id="clients"></table>
 <h2>Dead letters</h2><table id="dead"></table>
@@ -49,9 +50,11 @@ async function dead(action, id) {
 async function refresh() {
   try {
     const ns = encodeURIComponent($("ns").value);
-    const [health, queues, clients, dl] = await Promise.all([
-      get("/healthz"), get("/queues?ns=" + ns), get("/clients?ns=" + ns), get("/dead-letters?ns=" + ns + "&limit=100"),
+    const [health, namespaces, queues, clients, dl] = await Promise.all([
+      get("/healthz"), get("/namespaces"), get("/queues?ns=" + ns), get("/clients?ns=" + ns),
+      get("/dead-letters?ns=" + ns + "&limit=100"),
     ]);
+    table($("namespaces"), ["ns", "queues", "pending", "subscriptions", "clients"], namespaces.namespaces);
     $("status").textContent = health.status + " · " + health.store + " · " + health.connections + " connections";
     $("status").className = "status " + health.status;
     table($("queues"), ["queue", "pending", "inFlight"], queues.queues);

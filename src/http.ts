@@ -69,7 +69,10 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     return res.end(DASHBOARD_HTML);
   }
-  if (parts[0] === "dead-letters" || ["/queues", "/subscriptions", "/clients"].includes(url.pathname)) {
+  if (
+    parts[0] === "dead-letters" ||
+    ["/namespaces", "/queues", "/subscriptions", "/clients"].includes(url.pathname)
+  ) {
     await authorize(deps, req);
     return operatorView(deps, req, res, url, parts);
   }
@@ -146,6 +149,9 @@ async function operatorView(
   if (ns !== undefined && ns !== "/" && !NAMESPACE_PATTERN.test(ns)) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `ns "${ns}" is not a valid namespace`));
   }
+  if (req.method === "GET" && url.pathname === "/namespaces") {
+    return send(res, 200, { ok: true, namespaces: await namespaceSummary(deps) });
+  }
   if (req.method === "GET" && url.pathname === "/queues") {
     return send(res, 200, { ok: true, queues: await deps.store.stats(ns) });
   }
@@ -179,6 +185,28 @@ async function operatorView(
     return send(res, 200, { ok: true, queues });
   }
   send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
+}
+
+/** Every namespace that has queues, subscriptions or connections, with their counts. */
+async function namespaceSummary(deps: HttpDeps) {
+  const [queues, subscriptions] = await Promise.all([deps.store.stats(), deps.store.subscriptions()]);
+  const summary = new Map<
+    string,
+    { ns: string; queues: number; pending: number; subscriptions: number; clients: number }
+  >();
+  const entry = (ns: string) => {
+    const found = summary.get(ns) ?? { ns, queues: 0, pending: 0, subscriptions: 0, clients: 0 };
+    summary.set(ns, found);
+    return found;
+  };
+  for (const q of queues) {
+    const e = entry(q.ns);
+    e.queues++;
+    e.pending += q.pending;
+  }
+  for (const s of subscriptions) entry(s.ns).subscriptions++;
+  for (const c of deps.clients()) entry(c.ns).clients++;
+  return [...summary.values()].sort((a, b) => a.ns.localeCompare(b.ns));
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
