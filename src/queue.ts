@@ -431,6 +431,8 @@ export class QueueCore {
     if (pollDue) this.lastPoll = now;
     if (now - this.lastSweep >= 60_000) {
       this.lastSweep = now;
+      // A bucket idle for a second is full again: forget it rather than keep one per client ever seen.
+      for (const [k, bucket] of this.rates) if (now - bucket.at >= 1000) this.rates.delete(k);
       this.store.sweep(now).then(
         (removed) => {
           this.metrics.expired += removed;
