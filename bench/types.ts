@@ -8,6 +8,8 @@ export type ScenarioName = (typeof SCENARIOS)[number];
 /** How to reach a running server; handed to the load processes as JSON. */
 export interface Endpoint {
   url: string;
+  /** Several servers acting as one (a queuehub cluster): publishers use the first, subscribers the others. */
+  urls?: string[];
 }
 
 /** The parameters of one (scenario, system) run, shared by the controller and the load processes. */

@@ -7,6 +7,7 @@ const loaders: Record<string, () => Promise<SystemDef>> = {
   "queuehub-sqlite": async () => (await import("./queuehub.js")).queuehubSqlite,
   "queuehub-sqlite-full": async () => (await import("./queuehub.js")).queuehubSqliteFull,
   "queuehub-memory": async () => (await import("./queuehub.js")).queuehubMemory,
+  "queuehub-redis-2hubs": async () => (await import("./queuehub.js")).queuehubRedis2Hubs,
   "socketio-raw": async () => (await import("./socketio-raw.js")).socketioRaw,
   "socketio-raw-ack": async () => (await import("./socketio-raw.js")).socketioRawAck,
   aedes: async () => (await import("./aedes.js")).aedes,

@@ -7,8 +7,15 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { io, type Socket } from "socket.io-client";
 import { decode } from "../payload.js";
-import { makeTempDir, REPO_DIR, removeTempDir, spawnServer, TSX_EXEC_ARGV } from "../proc.js";
-import type { ClientDriver, Endpoint, RunPlan, StartOptions, SystemDef } from "../types.js";
+import { makeTempDir, REPO_DIR, removeTempDir, spawnServer, TSX_EXEC_ARGV, tcpProbe } from "../proc.js";
+import {
+  type ClientDriver,
+  type Endpoint,
+  type RunPlan,
+  type StartOptions,
+  type SystemDef,
+  Unavailable,
+} from "../types.js";
 
 /** The largest batch the hub takes in one publish (protocol: a configured size, 100 by default). */
 export const MAX_PUBLISH_BATCH = 100;
@@ -59,6 +66,11 @@ function connect(url: string, clientId: string, setup?: (socket: Socket) => void
 }
 
 async function client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> {
+  // In a cluster the publisher talks to the first hub and subscribers to the others, so every
+  // message crosses from one hub to another.
+  const urls = endpoint.urls ?? [endpoint.url];
+  const subscriberUrl = (index: number) =>
+    urls[urls.length === 1 ? 0 : 1 + (index % (urls.length - 1))] ?? endpoint.url;
   return {
     async subscriber(index, onMessage) {
       let socket: Socket | undefined;
@@ -78,7 +90,7 @@ async function client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> 
           setImmediate(flush);
         }
       };
-      socket = await connect(endpoint.url, `s${plan.runId}-${index}`, (s) => {
+      socket = await connect(subscriberUrl(index), `s${plan.runId}-${index}`, (s) => {
         s.on("deliveries", (messages: WireMessage[]) => {
           for (const m of messages) handle(m);
         });
@@ -120,7 +132,10 @@ async function client(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> 
     },
 
     async idle(id) {
-      const socket = await connect(endpoint.url, id);
+      const socket = await connect(
+        urls[Number.parseInt(id.replace(/\D/g, "") || "0", 10) % urls.length] ?? endpoint.url,
+        id,
+      );
       return { close: async () => void socket.close() };
     },
   };
@@ -162,6 +177,32 @@ function sqliteDurability(sync: string): { durability: string; disk: string } {
   return { durability: `SQLite, synchronous=${sync.toUpperCase()}`, disk: `sync=${sync}` };
 }
 
+/** Starts one hub process and waits for its "hub listening" line. */
+async function spawnHub(name: string, scenario: string, env: Record<string, string>) {
+  const main = join(REPO_DIR, "src", "main.ts");
+  if (!existsSync(main)) throw new Error(`the hub's entry point ${main} does not exist`);
+  let sync: string | undefined;
+  const server = await spawnServer({
+    name,
+    command: process.execPath,
+    args: [...TSX_EXEC_ARGV, ...cpuProfileArgs(name, scenario), main],
+    env: { PORT: "0", HUB_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    timeoutMs: 30000,
+    ready: (line) => {
+      if (!line.startsWith("{")) return undefined;
+      try {
+        const parsed = JSON.parse(line) as { msg?: unknown; url?: unknown; sync?: unknown };
+        if (parsed.msg !== "hub listening" || typeof parsed.url !== "string") return undefined;
+        if (typeof parsed.sync === "string") sync = parsed.sync;
+        return parsed.url;
+      } catch {
+        return undefined;
+      }
+    },
+  });
+  return { server, sync };
+}
+
 function system(store: "sqlite" | "memory", sqliteSync?: "full"): SystemDef {
   const name = `queuehub-${store}${sqliteSync ? `-${sqliteSync}` : ""}`;
   return {
@@ -173,40 +214,18 @@ function system(store: "sqlite" | "memory", sqliteSync?: "full"): SystemDef {
     disk: store === "sqlite" ? "SQLite commit per group" : "memory only",
     hasQueue: true,
     async start({ prefetch, scenario }: StartOptions) {
-      const main = join(REPO_DIR, "src", "main.ts");
-      if (!existsSync(main)) throw new Error(`the hub's entry point ${main} does not exist`);
       const dir = makeTempDir("bench-queuehub-");
-      let sync: string | undefined;
-      const server = await spawnServer({
-        name,
-        command: process.execPath,
-        args: [...TSX_EXEC_ARGV, ...cpuProfileArgs(name, scenario), main],
-        env: {
-          PORT: "0",
-          HUB_HOST: "127.0.0.1",
-          HUB_STORE: store,
-          HUB_DB: join(dir, "hub.db"),
-          LOG_LEVEL: "info",
-          HUB_PREFETCH: String(prefetch),
-          ...extraEnv(),
-          ...(sqliteSync ? { HUB_SYNC: sqliteSync } : {}),
-        },
-        timeoutMs: 30000,
-        ready: (line) => {
-          if (!line.startsWith("{")) return undefined;
-          try {
-            const parsed = JSON.parse(line) as { msg?: unknown; url?: unknown; sync?: unknown };
-            if (parsed.msg !== "hub listening" || typeof parsed.url !== "string") return undefined;
-            if (typeof parsed.sync === "string") sync = parsed.sync;
-            return parsed.url;
-          } catch {
-            return undefined;
-          }
-        },
+      const hub = await spawnHub(name, scenario, {
+        HUB_STORE: store,
+        HUB_DB: join(dir, "hub.db"),
+        HUB_PREFETCH: String(prefetch),
+        ...extraEnv(),
+        ...(sqliteSync ? { HUB_SYNC: sqliteSync } : {}),
       }).catch((err: Error) => {
         removeTempDir(dir);
         throw err;
       });
+      const { server, sync } = hub;
       return {
         endpoint: { url: server.ready.replace(/\/$/, "") },
         pid: server.pid,
@@ -228,3 +247,62 @@ export const queuehubSqlite = system("sqlite");
 /** The SQLite store with HUB_SYNC=full: an fsync per group commit, like RabbitMQ's confirms. */
 export const queuehubSqliteFull = system("sqlite", "full");
 export const queuehubMemory = system("memory");
+
+/**
+ * Two hubs on one Redis (HUB_STORE=redis, a fresh key prefix per run): publishers on the first,
+ * subscribers on the second, so every message crosses hubs. Memory is the first hub's.
+ */
+export const queuehubRedis2Hubs: SystemDef = {
+  name: "queuehub-redis-2hubs",
+  durability: "Redis (the shared 127.0.0.1:6379, no AOF here): in Redis memory before the ack",
+  disk: "Redis memory",
+  hasQueue: true,
+  async start({ prefetch, scenario }: StartOptions) {
+    const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+    const { hostname, port } = new URL(redisUrl);
+    const error = await tcpProbe(hostname, Number(port || 6379));
+    if (error) throw new Unavailable(`not reachable: Redis at ${redisUrl}: ${error}`);
+    const prefix = `qhbench:${Date.now().toString(36)}:`;
+    const env = {
+      HUB_STORE: "redis",
+      REDIS_URL: redisUrl,
+      HUB_REDIS_PREFIX: prefix,
+      HUB_PREFETCH: String(prefetch),
+      ...extraEnv(),
+    };
+    const a = await spawnHub("queuehub-redis-a", scenario, env);
+    const b = await spawnHub("queuehub-redis-b", scenario, env).catch(async (err: Error) => {
+      await a.server.stop();
+      throw err;
+    });
+    const urls = [a.server.ready, b.server.ready].map((u) => u.replace(/\/$/, ""));
+    return {
+      endpoint: { url: urls[0] as string, urls },
+      pid: a.server.pid,
+      owned: true,
+      describe: `two queuehub processes (HUB_STORE=redis, prefix ${prefix}) at ${urls.join(" and ")}`,
+      logTail: () => [...a.server.logTail(), ...b.server.logTail()],
+      async stop() {
+        await Promise.all([a.server.stop(), b.server.stop()]);
+        await deleteKeys(redisUrl, prefix);
+      },
+    };
+  },
+  client,
+};
+
+/** Deletes this run's keys (SCAN + UNLINK under its prefix; never FLUSHALL: the Redis is shared). */
+async function deleteKeys(url: string, prefix: string) {
+  const { Redis } = await import("ioredis");
+  const admin = new Redis(url, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await admin.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    admin.disconnect();
+  }
+}
