@@ -126,6 +126,17 @@ describe("SqliteStore specifics", () => {
     );
   });
 
+  it("with flushIntervalMs 0 (the hub's default) writes of one event-loop turn still share a commit", async () => {
+    await store.close();
+    store = SqliteStore.open({ file, sync: "normal", flushIntervalMs: 0 });
+    const before = store.commits;
+    await Promise.all(Array.from({ length: 500 }, (_, i) => store.enqueue(req(i))));
+    expect(store.commits - before).toBeLessThanOrEqual(4);
+    // A lone write is committed by itself, without waiting for company.
+    await store.enqueue(req(1000));
+    expect(store.commits - before).toBeLessThanOrEqual(5);
+  });
+
   it("a full batch commits on the next turn of the event loop: busy writers never starve timers", async () => {
     await store.close();
     store = SqliteStore.open({ file, sync: "off", maxBatch: 4 });

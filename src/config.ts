@@ -18,7 +18,7 @@ export interface HubConfig {
   db: string;
   /** SQLite synchronous level: `normal` survives kill -9, `full` also power loss. @default "normal" */
   sync: SyncLevel;
-  /** Longest wait before a group commit. @default 1 */
+  /** Longest wait before a group commit; 0 commits at the end of the current event-loop turn. @default 0 */
   flushMs: number;
   /** @default "redis://127.0.0.1:6379" */
   redisUrl: string;
@@ -98,7 +98,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     store: oneOf("HUB_STORE", ["sqlite", "memory", "redis"], "sqlite"),
     db: read("HUB_DB") ?? "./data/hub.db",
     sync: oneOf("HUB_SYNC", ["off", "normal", "full"], "normal"),
-    flushMs: int("HUB_FLUSH_MS", 1),
+    flushMs: int("HUB_FLUSH_MS", 0),
     redisUrl: read("REDIS_URL") ?? "redis://127.0.0.1:6379",
     redisPrefix: read("HUB_REDIS_PREFIX") ?? "queuehub:",
     secret: read("HUB_SECRET") ?? null,
