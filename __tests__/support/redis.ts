@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Redis } from "ioredis";
+import { deleteKeysWithPrefix } from "../../src/store/redis.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const CI = process.env.CI === "true";
@@ -31,20 +32,8 @@ export async function unreachable(url: string): Promise<string | null> {
   }
 }
 
-/** Deletes every key under prefix (SCAN + UNLINK; never FLUSHALL: the Redis is shared). */
-export async function deleteKeys(url: string, prefix: string) {
-  const admin = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    admin.disconnect();
-  }
-}
+/** Deletes every key under prefix (only this run's: the Redis is shared). */
+export const deleteKeys = deleteKeysWithPrefix;
 
 /** `describe`, or `describe.skip` with a printed reason when Redis is missing outside CI. */
 export async function describeWithRedis(what: string): Promise<jest.Describe> {

@@ -284,25 +284,10 @@ export const queuehubRedis2Hubs: SystemDef = {
       logTail: () => [...a.server.logTail(), ...b.server.logTail()],
       async stop() {
         await Promise.all([a.server.stop(), b.server.stop()]);
-        await deleteKeys(redisUrl, prefix);
+        const { deleteKeysWithPrefix } = await import("../../src/store/redis.js");
+        await deleteKeysWithPrefix(redisUrl, prefix);
       },
     };
   },
   client,
 };
-
-/** Deletes this run's keys (SCAN + UNLINK under its prefix; never FLUSHALL: the Redis is shared). */
-async function deleteKeys(url: string, prefix: string) {
-  const { Redis } = await import("ioredis");
-  const admin = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = "0";
-    do {
-      const [next, keys] = await admin.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await admin.unlink(...keys);
-    } while (cursor !== "0");
-  } finally {
-    admin.disconnect();
-  }
-}
