@@ -1,7 +1,7 @@
 // Two hubs on one Redis behave as one hub: the whole delivery-semantics suite runs with
 // clients spread over both (each new client lands on the other hub), on a per-run prefix.
 import { RedisStore } from "../src/store/redis.js";
-import { startHub, type TestContext } from "./support/hub.js";
+import { startHub, type TestContext, waitUntil } from "./support/hub.js";
 import { deleteKeys, describeWithRedis, REDIS_URL, RUN } from "./support/redis.js";
 import { deliverySemantics } from "./support/semantics.js";
 
@@ -29,4 +29,32 @@ async function startCluster(overrides = {}): Promise<TestContext> {
 
 describeRedis("two hubs over Redis", () => {
   deliverySemantics("cluster of two hubs, Redis store", startCluster);
+});
+
+describeRedis("Socket.IO across hubs", () => {
+  test("rooms, broadcasts and presence span both hubs (Redis adapter)", async () => {
+    const prefix = `${RUN}:rooms:`;
+    const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix };
+    const a = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    const b = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    try {
+      const onB = await b.client("/caps", { clientId: "watcher" });
+      expect(await onB.request("join", "ops")).toEqual({ ok: true });
+      const notices: unknown[] = [];
+      onB.socket.on("notice", (n: unknown) => notices.push(n));
+      // Presence: hub A sees the socket connected to hub B in the room.
+      const sockets = await a.hub.io.of("/caps").in("ops").fetchSockets();
+      expect(sockets.map((s) => s.data.clientId)).toEqual(["watcher"]);
+      a.hub.io
+        .of("/caps")
+        .to("ops")
+        .emit("notice" as never, "from hub A" as never);
+      await waitUntil(() => notices.length === 1);
+      expect(notices).toEqual(["from hub A"]);
+    } finally {
+      await a.close();
+      await b.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
 });
