@@ -193,7 +193,8 @@ export class QueueCore {
     const messages: NewMessage[] = [];
     for (const item of items) {
       const payload = item.payload === undefined ? null : item.payload;
-      const size = Buffer.byteLength(JSON.stringify(payload));
+      const payloadJson = JSON.stringify(payload);
+      const size = Buffer.byteLength(payloadJson);
       if (size > this.limits.maxPayloadBytes) {
         return this.refuse(
           failure(
@@ -212,6 +213,7 @@ export class QueueCore {
         expiresAt: ttl > 0 ? now + ttl : null,
         to: item.to,
         echo: item.echo,
+        payloadJson,
       });
     }
     return this.guard(async () => {

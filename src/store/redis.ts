@@ -648,7 +648,7 @@ export class RedisStore implements QueueStore {
       args.push(
         m.messageId,
         m.event,
-        JSON.stringify([m.publishedAt, m.from, m.payload ?? null]),
+        `[${m.publishedAt},${JSON.stringify(m.from)},${m.payloadJson ?? JSON.stringify(m.payload ?? null)}]`,
         m.expiresAt ?? "",
         m.from === null ? 0 : 1,
         m.from ?? "",

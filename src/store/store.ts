@@ -27,6 +27,8 @@ export interface NewMessage {
   to?: string[];
   /** With no `to`: also the publisher's own subscription (groups always receive). */
   echo?: boolean;
+  /** `payload` as JSON text, when the hub has it already (a store that serialises can reuse it). */
+  payloadJson?: string;
 }
 
 export interface EnqueueRequest {
