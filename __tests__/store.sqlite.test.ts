@@ -102,7 +102,7 @@ describe("SqliteStore specifics", () => {
     await store.close();
     store = SqliteStore.open({ file, sync: "off" });
     expect(store.db.pragma("synchronous", { simple: true })).toBe(0);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(2);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(3);
   });
 
   it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {
@@ -160,20 +160,22 @@ describe("SqliteStore specifics", () => {
     expect(store.commits).toBeGreaterThan(0);
   });
 
-  it("stores a fanned-out payload once", async () => {
+  it("stores a fanned-out batch once: one chunk, one segment per queue", async () => {
     for (let i = 0; i < 100; i++) await store.subscribe("/", `c${i}`, ["x"], null);
     const r = await store.enqueue({
       ...req(1),
-      messages: [message(1, { to: undefined })],
+      messages: [message(1, { to: undefined }), message(2, { to: undefined })],
     });
     expect(r.queues).toHaveLength(100);
-    expect(store.db.prepare("SELECT count(*) FROM bodies").pluck().get()).toBe(1);
-    expect(store.db.prepare("SELECT count(*) FROM entries").pluck().get()).toBe(100);
-    for (let i = 0; i < 100; i++) await store.ack("/", `c${i}`, ["0190-000001"]);
-    expect(store.db.prepare("SELECT count(*) FROM bodies").pluck().get()).toBe(0);
+    expect(count("chunks")).toBe(1);
+    expect(count("segments")).toBe(100);
+    for (let i = 0; i < 100; i++) await store.ack("/", `c${i}`, ["0190-000001", "0190-000002"]);
+    expect(count("chunks")).toBe(0);
+    expect(count("segments")).toBe(0);
   });
 
   const count = (table: string) => store.db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+  const column = (sql: string) => store.db.prepare(sql).pluck().all();
   const claimAll = (client: string, now = 1, leaseMs = 1000, maxDeliveries = 0) =>
     store.claim({
       ns: "/",
@@ -185,77 +187,96 @@ describe("SqliteStore specifics", () => {
       maxDeliveries,
     });
 
-  it("refcounted bodies: freed after the last of a 3-way fan-out is acked, kept until then", async () => {
+  it("one chunk per set of queues: freed after the last segment pointing at it empties", async () => {
     for (const c of ["a", "b", "c"]) await store.subscribe("/", c, ["x"], null);
     await store.enqueue({ ...req(1), messages: [message(1, { to: undefined }), message(2, { to: ["a"] })] });
-    expect(store.db.prepare("SELECT refs FROM bodies ORDER BY id").pluck().all()).toEqual([3, 1]);
+    // a gets both messages (a chunk of its own), b and c share a chunk of message 1.
+    expect(column("SELECT refs FROM chunks ORDER BY id")).toEqual([1, 2]);
     await claimAll("a");
     await claimAll("b");
     expect(await store.ack("/", "a", ["0190-000001", "0190-000002"])).toHaveLength(2);
-    expect(count("bodies")).toBe(1); // message 2 went at once (refs 1), message 1 is still referenced
+    expect(count("chunks")).toBe(1);
     expect(await store.ack("/", "b", ["0190-000001"])).toEqual(["0190-000001"]); // by hint
-    expect(await store.ack("/", "c", ["0190-000001"])).toEqual(["0190-000001"]); // never claimed: by index
-    expect(count("bodies")).toBe(0);
-    expect(count("entries")).toBe(0);
-    expect(store.db.prepare("SELECT size FROM queues").pluck().all()).toEqual([0, 0, 0]);
+    expect(await store.ack("/", "c", ["0190-000001"])).toEqual(["0190-000001"]); // never claimed: by id bounds
+    expect(count("chunks")).toBe(0);
+    expect(count("segments")).toBe(0);
+    expect(column("SELECT size FROM queues")).toEqual([0, 0, 0]);
   });
 
-  it("refcounted bodies: a dead letter keeps its body until it is dropped; requeue keeps it", async () => {
-    for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], null);
-    await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });
-    await claimAll("a", 1, 10, 1);
-    const r = await claimAll("a", 20, 10, 1); // lease ran out, deliveries 1 >= 1: dead-lettered
+  it("leases and deliveries are written to the segment; a dead letter keeps its own copy", async () => {
+    await store.enqueue({ ...req(1), messages: [message(1), message(2)] });
+    await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 1,
+      now: 1,
+      leaseMs: 10,
+      maxDeliveries: 1,
+    });
+    expect(column("SELECT leased FROM segments")).toEqual([1]);
+    expect(JSON.parse(column("SELECT members FROM segments")[0] as string)).toEqual([
+      0,
+      1,
+      "a",
+      11,
+      1,
+      0,
+      null,
+      0,
+    ]);
+    const r = await claimAll("a", 20, 10, 1); // message 1's lease ran out at deliveries 1 >= 1
     expect(r.deadLettered).toBe(1);
-    expect(await store.ack("/", "b", ["0190-000001"])).toHaveLength(1);
-    expect(count("bodies")).toBe(1); // the dead letter still points at it
+    expect(r.messages.map((m) => m.messageId)).toEqual(["0190-000002"]);
+    expect(await store.ack("/", "a", ["0190-000002"])).toHaveLength(1);
+    expect(count("chunks")).toBe(0);
+    expect(count("dead")).toBe(1);
     expect(await store.requeueDead("/", ["0190-000001"])).toEqual([clientQueue("a")]);
-    expect(store.db.prepare("SELECT refs FROM bodies").pluck().get()).toBe(1);
-    await claimAll("a", 30, 10, 1);
-    expect((await claimAll("a", 50, 10, 1)).deadLettered).toBe(1);
-    expect(await store.dropDead("/", ["0190-000001"])).toBe(1);
-    expect(count("bodies")).toBe(0);
     expect(count("dead")).toBe(0);
+    expect(count("chunks")).toBe(1);
+    const again = await claimAll("a", 30, 10, 1);
+    expect(again.messages.map((m) => [m.messageId, m.payload, m.deliveries])).toEqual([
+      ["0190-000001", { i: 1 }, 1],
+    ]);
   });
 
-  it("refcounted bodies and sizes: sweep, unsubscribe and drop-oldest", async () => {
+  it("sizes and chunks: sweep, unsubscribe and drop-oldest", async () => {
     for (const c of ["a", "b"]) await store.subscribe("/", c, ["x", "y"], null);
     const fan = (i: number, extra: Partial<NewMessage> = {}) => message(i, { to: undefined, ...extra });
     await store.enqueue({ ...req(1), messages: [fan(1, { expiresAt: 5 }), fan(2, { event: "y" }), fan(3)] });
-    expect(await store.sweep(10)).toBe(2); // both entries of message 1, one body
-    expect(count("bodies")).toBe(2);
+    expect(column("SELECT expires_at FROM segments")).toEqual([5, 5]);
+    expect(await store.sweep(10)).toBe(2); // message 1 from both queues
+    expect(column("SELECT expires_at FROM segments")).toEqual([null, null]);
     expect(await store.unsubscribe("/", "a", ["y"])).toBe(1);
-    expect(store.db.prepare("SELECT refs FROM bodies ORDER BY id").pluck().all()).toEqual([1, 2]);
     expect(await store.unsubscribe("/", "b", ["y"])).toBe(1);
-    expect(count("bodies")).toBe(1);
+    expect(count("chunks")).toBe(1);
     const limits = { maxQueueLength: 2, overflow: "drop-oldest" as const };
     const r = await store.enqueue({ ...req(4, limits), messages: [fan(4), fan(5), fan(6)] });
     expect(r.dropped).toBe(4); // messages 3 and 4 from both queues
     expect(await store.pending("/", "a", 1)).toBe(2);
     expect(await store.pending("/", "b", 1)).toBe(2);
-    expect(store.db.prepare("SELECT size FROM queues ORDER BY id").pluck().all()).toEqual([2, 2]);
-    expect(count("bodies")).toBe(4); // 3 and 4 live on as dead letters
+    expect(column("SELECT size FROM queues ORDER BY id")).toEqual([2, 2]);
+    expect(count("chunks")).toBe(1); // the first chunk went with its last member
     expect(await store.dropDead("/", ["0190-000003", "0190-000004"])).toBe(4);
-    expect(count("bodies")).toBe(2);
+    expect(count("dead")).toBe(0);
   });
 
-  it("ack hints: a reused sequence number or a stale hint never removes the wrong entry", async () => {
+  it("acks: a stale hint or an id outside every segment's bounds never removes the wrong entry", async () => {
     await store.enqueue(req(1));
     await store.enqueue(req(2));
     expect((await claimAll("a")).messages).toHaveLength(2);
-    // Message 2 leaves without an ack, and its sequence number is reused by message 3.
-    const seq2 = store.db.prepare("SELECT max(seq) FROM entries").pluck().get() as number;
-    store.db.prepare("DELETE FROM entries WHERE seq = ?").run(seq2);
-    store.db.prepare("UPDATE queues SET size = size - 1").run();
+    expect(await store.ack("/", "a", ["0190-000001"])).toEqual(["0190-000001"]);
+    // The hint for message 1 points at a deleted segment now.
+    expect(await store.ack("/", "a", ["0190-000001", "0190-000000", "0190-0000015", "zzz"])).toEqual([]);
+    expect(await store.pending("/", "a", 1)).toBe(1);
     await store.enqueue(req(3));
-    expect(store.db.prepare("SELECT max(seq) FROM entries").pluck().get()).toBe(seq2);
-    expect(await store.ack("/", "a", ["0190-000002"])).toEqual([]); // the hint points at message 3 now
-    expect(await store.pending("/", "a", 1)).toBe(2);
-    // Message 3 was never claimed (no hint: by index); message 1 by its hint.
-    expect(await store.ack("/", "a", ["0190-000003", "0190-000001"])).toEqual(["0190-000003", "0190-000001"]);
+    // Message 3 was never claimed (by bounds); message 2 by its hint.
+    expect(await store.ack("/", "a", ["0190-000003", "0190-000002"])).toEqual(["0190-000003", "0190-000002"]);
     expect(await store.pending("/", "a", 1)).toBe(0);
+    expect(count("segments")).toBe(0);
   });
 
-  it("ack hints in a group queue: only the lease holder's ack removes the entry", async () => {
+  it("acks in a group queue: only the lease holder's ack removes the entry", async () => {
     for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], "g");
     await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });
     const r = await store.claim({
@@ -270,7 +291,128 @@ describe("SqliteStore specifics", () => {
     expect(r.messages).toHaveLength(1);
     expect(await store.ack("/", "b", ["0190-000001"])).toEqual([]);
     expect(await store.ack("/", "a", ["0190-000001"])).toEqual(["0190-000001"]);
-    expect(count("bodies")).toBe(0);
+    expect(count("chunks")).toBe(0);
+  });
+
+  it("state survives the caches: a reopened store reads segments back from the file", async () => {
+    const messages = Array.from({ length: 250 }, (_, i) => message(i));
+    await store.enqueue({ ...req(0), messages: messages.slice(0, 100) });
+    await store.enqueue({ ...req(0), messages: messages.slice(100) });
+    const first = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 150,
+      now: 1,
+      leaseMs: 100,
+      maxDeliveries: 0,
+    });
+    expect(first.messages).toHaveLength(150);
+    expect(
+      await store.ack(
+        "/",
+        "a",
+        first.messages.slice(0, 120).map((m) => m.messageId),
+      ),
+    ).toHaveLength(120);
+    await store.close();
+    store = SqliteStore.open({ file, sync: "full" });
+    expect(await store.pending("/", "a", 1)).toBe(130);
+    expect((await store.stats("/"))[0]).toMatchObject({ pending: 130 });
+    // The 30 still leased come back once their lease runs out, oldest first, after nothing else.
+    const next = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 1000,
+      now: 50,
+      leaseMs: 100,
+      maxDeliveries: 0,
+    });
+    expect(next.messages.map((m) => (m.payload as { i: number }).i)).toEqual(
+      Array.from({ length: 100 }, (_, i) => 150 + i),
+    );
+    const late = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 1000,
+      now: 200,
+      leaseMs: 100,
+      maxDeliveries: 0,
+    });
+    expect(late.messages.map((m) => [(m.payload as { i: number }).i, m.deliveries]).slice(0, 2)).toEqual([
+      [120, 2],
+      [121, 2],
+    ]);
+    expect(late.messages).toHaveLength(130);
+  });
+
+  it("migrates a version 2 file: entries become segments with their leases, dead letters keep their message", async () => {
+    await store.close();
+    const old = join(dir, "v2.db");
+    const Database = (await import("better-sqlite3")).default;
+    const db2 = new Database(old);
+    db2.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE queues (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, UNIQUE (ns, name));
+      CREATE TABLE bodies (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, event TEXT NOT NULL, payload TEXT, published_at INTEGER NOT NULL, sender TEXT, refs INTEGER NOT NULL);
+      CREATE INDEX bodies_message_id ON bodies (message_id);
+      CREATE TABLE entries (seq INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0, expires_at INTEGER);
+      CREATE INDEX entries_queue ON entries (queue_id);
+      CREATE TABLE dead (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL, reason TEXT NOT NULL, dead_at INTEGER NOT NULL);
+      CREATE INDEX dead_body ON dead (body);
+      CREATE TABLE events (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, event TEXT NOT NULL, UNIQUE (ns, event));
+      CREATE TABLE subs (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL, client_id TEXT NOT NULL, grp TEXT, UNIQUE (event_id, client_id));
+      CREATE TABLE dedup (ns TEXT NOT NULL, key TEXT NOT NULL, ids TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+      INSERT INTO queues VALUES (1, '/', 'c:a', 3);
+      INSERT INTO bodies VALUES (1, '0190-000001', 'x', '{"i":1}', 1, 'p', 1), (2, '0190-000002', 'x', NULL, 1, NULL, 1),
+        (3, '0190-000003', 'y', '[3]', 1, 'p', 1), (4, '0190-000004', 'x', '"dead"', 1, 'p', 1);
+      INSERT INTO entries VALUES (1, 1, 1, 2, 'a', 500, NULL), (2, 1, 2, 0, NULL, 0, 900), (3, 1, 3, 0, NULL, 0, NULL);
+      INSERT INTO dead VALUES (1, 1, 4, 5, 'max-deliveries', 7);
+    `);
+    db2.pragma("user_version = 2");
+    db2.close();
+    store = SqliteStore.open({ file: old, sync: "normal" });
+    expect(store.db.pragma("user_version", { simple: true })).toBe(3);
+    expect(await store.pending("/", "a", 1)).toBe(3);
+    const r = await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 10,
+      now: 100,
+      leaseMs: 10,
+      maxDeliveries: 0,
+    });
+    expect(r.messages.map((m) => [m.messageId, m.payload, m.from, m.deliveries])).toEqual([
+      ["0190-000002", null, null, 1],
+      ["0190-000003", [3], "p", 1],
+    ]);
+    expect(
+      (
+        await store.claim({
+          ns: "/",
+          queue: clientQueue("a"),
+          consumer: "a",
+          limit: 10,
+          now: 600,
+          leaseMs: 10,
+          maxDeliveries: 0,
+        })
+      ).messages.map((m) => [m.messageId, m.deliveries]),
+    ).toEqual([
+      ["0190-000001", 3],
+      ["0190-000002", 2],
+      ["0190-000003", 2],
+    ]);
+    expect(await store.sweep(1000)).toBe(1); // message 2's TTL (900) was kept
+    expect(await store.listDead("/", 10)).toMatchObject([
+      { messageId: "0190-000004", payload: "dead", deliveries: 5, reason: "max-deliveries" },
+    ]);
+    expect(count("sqlite_master WHERE name IN ('entries', 'bodies', 'dead_v2')")).toBe(0);
+    await store.close();
+    store = SqliteStore.open({ file, sync: "full" });
   });
 
   it("refuses a file of schema version 1 (a development format) with a clear message", async () => {
@@ -328,7 +470,7 @@ describe("SqliteStore specifics", () => {
     store.db.exec(`
       CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY);
       CREATE TEMP TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TEMP TRIGGER break_commit AFTER INSERT ON main.bodies BEGIN INSERT INTO child VALUES (42); END;
+      CREATE TEMP TRIGGER break_commit AFTER INSERT ON main.chunks BEGIN INSERT INTO child VALUES (42); END;
     `);
     const before = store.commits;
     const results = await Promise.allSettled([
@@ -367,14 +509,19 @@ describe("SqliteStore specifics", () => {
       const params = Array((sql.match(/\?/g) ?? []).length).fill(1);
       return (stmt.all(...params) as { detail: string }[]).map((p) => p.detail).join("\n");
     };
-    expect(plan(SQL.claimScan)).toMatch(/SEARCH e USING INDEX entries_queue \(queue_id=\? AND rowid>\?\)/);
-    expect(plan(SQL.claimScan)).not.toMatch(/TEMP B-TREE/);
-    expect(plan(SQL.ackFind)).toMatch(
-      /bodies_message_id \(message_id=\?\)[\s\S]*entries_body \(body=\? AND queue_id=\?\)/,
-    );
-    store.db.exec("ANALYZE"); // still with statistics
-    expect(plan(SQL.claimScan)).toMatch(/entries_queue \(queue_id=\? AND rowid>\?\)/);
-    expect(plan(SQL.releaseAll)).toMatch(/entries_leased/);
+    const plans = () => ({
+      page: plan(SQL.segmentPage),
+      byId: plan(SQL.segmentsById),
+      leased: plan(SQL.segmentsLeased),
+      expired: plan(SQL.segmentsExpired),
+    });
+    for (const p of [plans(), (store.db.exec("ANALYZE"), plans())]) {
+      expect(p.page).toMatch(/segments_queue \(queue_id=\? AND rowid>\?\)/);
+      expect(p.page).not.toMatch(/TEMP B-TREE/);
+      expect(p.byId).toMatch(/segments_ids \(queue_id=\? AND last_id>\?\)/);
+      expect(p.leased).toMatch(/segments_leased/);
+      expect(p.expired).toMatch(/segments_expiry/);
+    }
     const r = await store.claim({
       ns: "/",
       queue: clientQueue("a"),

@@ -4,24 +4,29 @@
 // or throws an Error naming the file and saying what to do (corrupt file, unwritable path,
 // file from a newer build). It never starts empty over a file it cannot read.
 //
-// Schema (PRAGMA user_version 2; version 1 was a development format, refused at open):
-// - `bodies`: one row per stored message (id, event, payload as JSON text, publishedAt, from),
-//   whatever the number of queues it went to; indexed by messageId (a UUIDv7, time-ordered).
-//   `refs` counts the entries and dead letters that point at it: set at insert to the number of
-//   target queues, decremented when one is removed (a move entry <-> dead letter keeps it); the
-//   body is deleted when the last one goes.
-// - `entries`: one row per (queue, message), keyed by an INTEGER sequence: FIFO is store order.
-//   Leases (owner, until), deliveries and the TTL are columns, so they survive a restart.
-// - `dead`: dead letters, referencing bodies too.
+// Layout (PRAGMA user_version 3): log-structured, a row per published BATCH, not per message.
+// One row per message costs a B-tree insert, a lease update and a delete per message (plus
+// their indexes): ~10 µs a message here, more than all of Socket.IO's work. Per batch it is ~1 µs.
+// - `chunks`: the messages of one publish that go to the same set of queues, as one JSON array
+//   of [messageId, event, payload, publishedAt, from, expiresAt]; `refs` counts the segments
+//   pointing at it (a 100-way fan-out stores the payload once).
+// - `segments`: one per (queue, chunk), in queue order (AUTOINCREMENT id: FIFO is store order,
+//   ids are never reused). `members` holds what is left of the chunk for that queue with each
+//   one's deliveries and lease, as a flat JSON array [index, deliveries, owner, until, ...]; NULL
+//   while it is the whole chunk, never sent. `leased` counts members with a lease owner (a partial
+//   index finds them for release and stats); `expires_at` is the soonest TTL of its members;
+//   `first_id`/`last_id` bound its message ids, so an ack without a hint finds it by index (ids
+//   are time-ordered: UUIDv7).
+// - `dead`: dead letters, one row each with the message inline.
 // - `queues` (id, ns, name, size), `events` + `subs` (subscriptions, in the order they were
 //   made), `dedup` (idempotency keys), `meta`.
-// No triggers: each operation counts what it adds and removes per queue and applies it with one
-// UPDATE of `queues.size` per queue touched, before its savepoint is released.
+// Segments are read and changed in memory (a bounded cache of parsed chunks and segments); each
+// operation writes the segments it changed before its savepoint is released, and a rollback
+// empties the caches, so memory never holds what the file does not.
 //
-// Acks: a claim remembers, per message id, the entry it leased ({ seq, queue }, in memory,
-// bounded); an ack then deletes by rowid, checking queue, message id (sequence numbers can be
-// reused after deletes) and, in a group queue, the lease owner in the same DELETE. Without a hint,
-// or when the check fails, it looks the entry up by message id as before.
+// Acks: a claim remembers, per message id, the segment it leased it from (in memory, bounded);
+// an ack looks there first, and else finds the segment by the id bounds. Either way it checks
+// the message id and, in a group queue, the lease owner.
 //
 // Group commit: every write is queued and run, in arrival order, inside ONE transaction that is
 // committed `flushIntervalMs` after the first queued write (setImmediate when 0) or as soon as
@@ -33,7 +38,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import type { Message } from "../protocol.js";
 import {
   type ClaimRequest,
   type ClaimResult,
@@ -64,9 +68,45 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** Ack hints kept at most (about 100 B each). */
 const HINTS_MAX = 200_000;
+/** Parsed messages kept in memory between operations (the chunk cache), at most. */
+const CACHE_MESSAGES = 50_000;
+/** Segments whose member lists are kept in memory between operations, at most. */
+const CACHE_SEGMENTS = 4_000;
+
+/** The tables of the log-structured layout (version 3). */
+const LOG_TABLES = `
+CREATE TABLE chunks (id INTEGER PRIMARY KEY, data TEXT NOT NULL, refs INTEGER NOT NULL);
+CREATE TABLE segments (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  queue_id INTEGER NOT NULL,
+  chunk INTEGER NOT NULL,
+  members TEXT,
+  leased INTEGER NOT NULL DEFAULT 0,
+  expires_at INTEGER,
+  first_id TEXT NOT NULL,
+  last_id TEXT NOT NULL
+);
+CREATE INDEX segments_queue ON segments (queue_id);
+CREATE INDEX segments_ids ON segments (queue_id, last_id, first_id);
+CREATE INDEX segments_leased ON segments (queue_id) WHERE leased > 0;
+CREATE INDEX segments_expiry ON segments (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE dead (
+  id INTEGER PRIMARY KEY,
+  queue_id INTEGER NOT NULL,
+  message_id TEXT NOT NULL,
+  event TEXT NOT NULL,
+  payload TEXT,
+  published_at INTEGER NOT NULL,
+  sender TEXT,
+  deliveries INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  dead_at INTEGER NOT NULL
+);
+CREATE INDEX dead_message_id ON dead (message_id);
+`;
 
 const SCHEMA = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -77,38 +117,6 @@ CREATE TABLE queues (
   size INTEGER NOT NULL DEFAULT 0,
   UNIQUE (ns, name)
 );
-CREATE TABLE bodies (
-  id INTEGER PRIMARY KEY,
-  message_id TEXT NOT NULL,
-  event TEXT NOT NULL,
-  payload TEXT,
-  published_at INTEGER NOT NULL,
-  sender TEXT,
-  refs INTEGER NOT NULL
-);
-CREATE INDEX bodies_message_id ON bodies (message_id);
-CREATE TABLE entries (
-  seq INTEGER PRIMARY KEY,
-  queue_id INTEGER NOT NULL,
-  body INTEGER NOT NULL,
-  deliveries INTEGER NOT NULL DEFAULT 0,
-  lease_owner TEXT,
-  lease_until INTEGER NOT NULL DEFAULT 0,
-  expires_at INTEGER
-);
-CREATE INDEX entries_queue ON entries (queue_id);
-CREATE INDEX entries_body ON entries (body, queue_id);
-CREATE INDEX entries_leased ON entries (queue_id, lease_owner) WHERE lease_owner IS NOT NULL;
-CREATE INDEX entries_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL;
-CREATE TABLE dead (
-  id INTEGER PRIMARY KEY,
-  queue_id INTEGER NOT NULL,
-  body INTEGER NOT NULL,
-  deliveries INTEGER NOT NULL,
-  reason TEXT NOT NULL,
-  dead_at INTEGER NOT NULL
-);
-CREATE INDEX dead_body ON dead (body);
 CREATE TABLE events (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, event TEXT NOT NULL, UNIQUE (ns, event));
 CREATE TABLE subs (
   id INTEGER PRIMARY KEY,
@@ -126,21 +134,12 @@ CREATE TABLE dedup (
   PRIMARY KEY (ns, key)
 ) WITHOUT ROWID;
 CREATE INDEX dedup_expiry ON dedup (expires_at);
-`;
+${LOG_TABLES}`;
 
-const OTHERS_LEASED = "lease_owner IS NOT NULL AND lease_owner <> ? AND lease_until > ?";
-// Leased rows are returned too (and skipped by the caller), so the claim cursor learns when their
-// leases run out.
-const CLAIM_SCAN = `SELECT e.seq, e.body, e.deliveries, e.expires_at AS expiresAt, e.lease_until AS leaseUntil,
-  b.message_id AS messageId, b.event, b.payload, b.published_at AS publishedAt, b.sender
-  FROM entries e INDEXED BY entries_queue JOIN bodies b ON b.id = e.body
-  WHERE e.queue_id = ? AND e.seq > ?`;
-const DEAD_BY_IDS = `SELECT d.id, d.queue_id AS queueId, q.name AS queue, d.body
-  FROM bodies b JOIN dead d ON d.body = b.id JOIN queues q ON q.id = d.queue_id
-  WHERE b.message_id IN (SELECT value FROM json_each(?)) AND q.ns = ?`;
-const STATS = `SELECT q.ns, q.name AS queue, q.size AS pending,
-  (SELECT count(*) FROM entries e WHERE e.queue_id = q.id AND e.lease_owner IS NOT NULL AND e.lease_until > ?) AS inFlight
-  FROM queues q WHERE q.size > 0`;
+const DEAD_BY_IDS = `SELECT d.id, d.queue_id AS queueId, q.name AS queue, d.message_id AS messageId,
+  d.event, d.payload, d.published_at AS publishedAt, d.sender
+  FROM dead d JOIN queues q ON q.id = d.queue_id
+  WHERE d.message_id IN (SELECT value FROM json_each(?)) AND q.ns = ?`;
 const SUBSCRIPTIONS = `SELECT ev.ns, s.client_id AS clientId, ev.event, s.grp AS "group"
   FROM subs s JOIN events ev ON ev.id = s.event_id`;
 
@@ -171,64 +170,43 @@ export const SQL = {
   consumerGroups: `SELECT s.grp FROM subs s JOIN events ev ON ev.id = s.event_id
     WHERE s.client_id = ? AND ev.ns = ? AND s.grp IS NOT NULL AND s.grp <> ''
     GROUP BY s.grp ORDER BY min(ev.id)`,
-  dropEvent: `DELETE FROM entries WHERE seq IN (SELECT e.seq FROM entries e JOIN bodies b ON b.id = e.body
-    WHERE e.queue_id = ? AND b.event = ?) RETURNING queue_id AS queueId, body`,
 
   dedupGet: "SELECT ids, expires_at AS expiresAt FROM dedup WHERE ns = ? AND key = ?",
   dedupPut: "INSERT OR REPLACE INTO dedup (ns, key, ids, expires_at) VALUES (?, ?, ?, ?)",
-  bodyAdd:
-    "INSERT INTO bodies (message_id, event, payload, published_at, sender, refs) VALUES (?, ?, ?, ?, ?, ?)",
-  // Dropping n references: delete the body when they were the last, else count them down.
-  bodyFree: "DELETE FROM bodies WHERE id = ? AND refs <= ?",
-  bodyUnref: "UPDATE bodies SET refs = refs - ? WHERE id = ?",
-  entryAdd: "INSERT INTO entries (queue_id, body, expires_at) VALUES (?, ?, ?)",
-  entryDel: "DELETE FROM entries WHERE seq = ?",
-  oldest: "SELECT seq, body, deliveries FROM entries WHERE queue_id = ? ORDER BY seq LIMIT 1",
-  deadAdd: "INSERT INTO dead (queue_id, body, deliveries, reason, dead_at) VALUES (?, ?, ?, ?, ?)",
 
-  // No LIMIT ?: a bound LIMIT makes SQLite re-prepare the statement on every run (~3x slower
-  // here); claim stops iterating instead, so it still reads only the rows it needs.
-  claimScan: `${CLAIM_SCAN} ORDER BY e.seq`,
-  claimScanEvent: `${CLAIM_SCAN} AND b.event = ? ORDER BY e.seq`,
-  lease: `UPDATE entries SET deliveries = deliveries + 1, lease_owner = ?, lease_until = ?
-    WHERE seq IN (SELECT value FROM json_each(?))`,
-  releaseAll: `UPDATE entries SET lease_owner = NULL, lease_until = 0
-    WHERE queue_id = ? AND lease_owner = ? AND lease_until > 0`,
-  releaseIds: `UPDATE entries SET lease_owner = NULL, lease_until = 0
-    WHERE queue_id = ? AND lease_owner = ? AND lease_until > 0
-    AND body IN (SELECT id FROM bodies WHERE message_id IN (SELECT value FROM json_each(?)))`,
-  // Pinned: by the v7 id, then (body, queue); never a scan of the queue, whatever the statistics.
-  ackFind: `SELECT e.seq, e.body, e.lease_owner AS leaseOwner
-    FROM bodies b CROSS JOIN entries e INDEXED BY entries_body ON e.body = b.id
-    WHERE b.message_id = ? AND e.queue_id = ? LIMIT 1`,
-  // By the claim's hint: one rowid lookup, checked against queue, message id (and lease owner).
-  ackHint: `DELETE FROM entries WHERE seq = ? AND queue_id = ?
-    AND (SELECT message_id FROM bodies WHERE id = entries.body) = ? RETURNING body`,
-  ackHintLeased: `DELETE FROM entries WHERE seq = ? AND queue_id = ?
-    AND (SELECT message_id FROM bodies WHERE id = entries.body) = ? AND lease_owner = ? RETURNING body`,
-
-  pendingEvent: `SELECT count(*) FROM entries e JOIN bodies b ON b.id = e.body
-    WHERE e.queue_id = ? AND b.event = ?`,
-  othersLeased: `SELECT count(*) FROM entries WHERE queue_id = ? AND ${OTHERS_LEASED}`,
-  othersLeasedEvent: `SELECT count(*) FROM entries e JOIN bodies b ON b.id = e.body
-    WHERE e.queue_id = ? AND b.event = ?
-    AND e.lease_owner IS NOT NULL AND e.lease_owner <> ? AND e.lease_until > ?`,
-
-  sweepEntries:
-    "DELETE FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? RETURNING queue_id AS queueId, body",
+  chunkAdd: "INSERT INTO chunks (data, refs) VALUES (?, ?)",
+  chunkGet: "SELECT data FROM chunks WHERE id = ?",
+  // Dropping a reference: delete the chunk when it was the last, else count it down.
+  chunkFree: "DELETE FROM chunks WHERE id = ? AND refs <= 1",
+  chunkUnref: "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
+  segmentAdd: `INSERT INTO segments (queue_id, chunk, expires_at, first_id, last_id) VALUES (?, ?, ?, ?, ?)`,
+  segmentGet: "SELECT queue_id AS queueId, chunk, members FROM segments WHERE id = ?",
+  segmentSet: "UPDATE segments SET members = ?, leased = ?, expires_at = ? WHERE id = ?",
+  segmentDel: "DELETE FROM segments WHERE id = ?",
+  // A literal LIMIT: a bound one makes SQLite re-prepare the statement on every run.
+  segmentPage: "SELECT id FROM segments WHERE queue_id = ? AND id > ? ORDER BY id LIMIT 16",
+  segmentsOf: "SELECT id FROM segments WHERE queue_id = ? ORDER BY id",
+  segmentsLeased: "SELECT id FROM segments WHERE queue_id = ? AND leased > 0 ORDER BY id",
+  // The segments whose id bounds hold a message id, narrowest first (ranges of one process's
+  // publishes do not overlap; requeued dead letters sit in segments of their own).
+  segmentsById: `SELECT id FROM segments WHERE queue_id = ? AND last_id >= ? AND first_id <= ?
+    ORDER BY last_id LIMIT 8`,
+  segmentsExpired: "SELECT id FROM segments WHERE expires_at IS NOT NULL AND expires_at <= ?",
   sweepDedup: "DELETE FROM dedup WHERE expires_at <= ?",
 
+  deadAdd: `INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason, dead_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   deadFind: `${DEAD_BY_IDS} ORDER BY d.id`,
   deadDel: "DELETE FROM dead WHERE id = ?",
-  deadDrop: `DELETE FROM dead WHERE id IN (SELECT id FROM (${DEAD_BY_IDS})) RETURNING body`,
-  requeueEntry: "INSERT INTO entries (queue_id, body) VALUES (?, ?)",
-  listDead: `SELECT b.message_id AS messageId, b.event, b.payload, b.published_at AS publishedAt, b.sender,
+  deadDrop: `DELETE FROM dead WHERE id IN (SELECT id FROM (${DEAD_BY_IDS}))`,
+  listDead: `SELECT d.message_id AS messageId, d.event, d.payload, d.published_at AS publishedAt, d.sender,
     d.deliveries, q.name AS queue, d.reason, d.dead_at AS deadAt
-    FROM dead d JOIN queues q ON q.id = d.queue_id JOIN bodies b ON b.id = d.body
+    FROM dead d JOIN queues q ON q.id = d.queue_id
     WHERE q.ns = ? ORDER BY d.id LIMIT ?`,
 
-  stats: `${STATS} ORDER BY q.id`,
-  statsNs: `${STATS} AND q.ns = ? ORDER BY q.id`,
+  queuesLive: "SELECT id, ns, name AS queue, size AS pending FROM queues WHERE size > 0 ORDER BY id",
+  queuesLiveNs:
+    "SELECT id, ns, name AS queue, size AS pending FROM queues WHERE size > 0 AND ns = ? ORDER BY id",
   subscriptions: `${SUBSCRIPTIONS}
     ORDER BY (SELECT min(e2.id) FROM events e2 WHERE e2.ns = ev.ns), ev.id, s.id`,
   subscriptionsNs: `${SUBSCRIPTIONS} WHERE ev.ns = ? ORDER BY ev.id, s.id`,
@@ -236,17 +214,26 @@ export const SQL = {
 
 type Statements = { [K in keyof typeof SQL]: Database.Statement<unknown[], unknown> };
 
-interface ClaimRow {
-  seq: number;
-  leaseUntil: number;
-  body: number;
+/** A message as a chunk holds it: [messageId, event, payload, publishedAt, from, expiresAt]. */
+type Stored = [string, string, unknown, number, string | null, number | null];
+
+/** What is left of a chunk in one queue: the chunk index and each one's delivery state. */
+interface Member {
+  /** Index into the chunk. */
+  i: number;
   deliveries: number;
-  expiresAt: number | null;
-  messageId: string;
-  event: string;
-  payload: string | null;
-  publishedAt: number;
-  sender: string | null;
+  /** Lease holder, or null when free. */
+  owner: string | null;
+  /** Lease end (epoch ms); 0 when free. */
+  until: number;
+}
+
+interface Segment {
+  id: number;
+  queueId: number;
+  chunk: number;
+  messages: Stored[];
+  members: Member[];
 }
 
 interface DeadRow {
@@ -339,21 +326,25 @@ export class SqliteStore implements QueueStore {
   /** Set when a batch or a write of it failed for a storage reason; cleared by a clean batch. */
   private failing = false;
   /**
-   * queues.id → claim cursor: every entry up to `seq` is leased (or gone), and the first of
-   * those leases runs out at `until`. Claims start after it instead of re-reading a window of
-   * leased entries each time. Dropped on release and on every rollback; stale once `until` passes.
+   * queues.id → claim cursor: every member of the queue's segments up to id `after` is leased
+   * (or gone), and the first of those leases runs out at `until`. Claims start after it instead
+   * of re-reading leased segments each time. Dropped on release and on every rollback; stale
+   * once `until` passes.
    */
-  private readonly cursors = new Map<number, { seq: number; until: number }>();
+  private readonly cursors = new Map<number, { after: number; until: number }>();
   /** ns\0queue → queues.id. Rows are never deleted; cleared on every rollback. */
   private readonly queueIds = new Map<string, number>();
   /** queues.id → entries added minus removed by the running operation; applied before its RELEASE. */
   private readonly sizeDelta = new Map<number, number>();
-  /**
-   * messageId → the entry a claim leased it from. A hint only: acks check it against the row
-   * (seq, queue, message id), so a stale one (rolled back, seq reused) just falls back to the
-   * message id index. Deleted on ack; cleared whole when it grows past HINTS_MAX.
-   */
-  private readonly hints = new Map<string, { seq: number; queueId: number }>();
+  /** messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
+  private readonly hints = new Map<string, number>();
+  /** chunks.id → its parsed messages (shared by every segment of the chunk). */
+  private readonly chunkCache = new Map<number, Stored[]>();
+  private cachedMessages = 0;
+  /** segments.id → its members, as the file holds them once the running operation is written. */
+  private readonly segmentCache = new Map<number, Segment>();
+  /** Segments the running operation changed: written (or deleted) before its RELEASE. */
+  private readonly dirty = new Set<Segment>();
 
   private constructor(
     private readonly database: Database.Database,
@@ -370,11 +361,14 @@ export class SqliteStore implements QueueStore {
       "queueSize",
       "eventGet",
       "consumerGroups",
-      "ackHint",
-      "ackHintLeased",
+      "chunkGet",
+      "segmentPage",
+      "segmentsOf",
+      "segmentsLeased",
+      "segmentsById",
+      "segmentsExpired",
     ] as const)
       this.s[name].pluck();
-    for (const name of ["pendingEvent", "othersLeased", "othersLeasedEvent"] as const) this.s[name].pluck();
   }
 
   /** The underlying connection: for tests and maintenance only. */
@@ -419,15 +413,13 @@ export class SqliteStore implements QueueStore {
   enqueue(req: EnqueueRequest): Promise<EnqueueResult> {
     if (this.closed) return Promise.reject(this.closedError());
     // Serialised once per message here, outside the transaction, whatever the fan-out.
-    let payloads: (string | null)[];
+    let texts: string[];
     try {
-      payloads = req.messages.map((m) =>
-        m.payload === undefined ? null : (JSON.stringify(m.payload) ?? null),
-      );
+      texts = req.messages.map(storedText);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.write(() => this.doEnqueue(req, payloads));
+    return this.write(() => this.doEnqueue(req, texts));
   }
 
   claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -439,10 +431,26 @@ export class SqliteStore implements QueueStore {
       const queueId = this.queueId(ns, queue, false);
       if (queueId === undefined) return 0;
       this.cursors.delete(queueId);
-      const r = messageIds
-        ? this.s.releaseIds.run(queueId, consumer, JSON.stringify(messageIds))
-        : this.s.releaseAll.run(queueId, consumer);
-      return r.changes;
+      let released = 0;
+      const free = (segment: Segment, member: Member) => {
+        if (member.owner !== consumer) return;
+        member.owner = null;
+        member.until = 0;
+        this.dirty.add(segment);
+        released++;
+      };
+      if (messageIds) {
+        for (const messageId of new Set(messageIds)) {
+          const found = this.find(queueId, messageId);
+          if (found) free(found.segment, found.member);
+        }
+      } else {
+        for (const id of this.s.segmentsLeased.all(queueId) as number[]) {
+          const segment = this.segment(id) as Segment;
+          for (const member of segment.members) free(segment, member);
+        }
+      }
+      return released;
     });
   }
 
@@ -456,31 +464,15 @@ export class SqliteStore implements QueueStore {
         if (id !== undefined) queues.push({ id, group: isGroupQueue(name) });
       }
       for (const messageId of new Set(messageIds)) {
-        const hint = this.hints.get(messageId);
+        // Queues are tried in order (own queue first); in a group, only the lease holder acks.
         for (const queue of queues) {
-          // Queues are tried in order (own queue first) whatever the hint says.
-          if (hint !== undefined && hint.queueId === queue.id) {
-            const body = (
-              queue.group
-                ? this.s.ackHintLeased.get(hint.seq, queue.id, messageId, clientId)
-                : this.s.ackHint.get(hint.seq, queue.id, messageId)
-            ) as number | undefined;
-            if (body !== undefined) {
-              this.entriesGone(queue.id, body);
-              removed.push(messageId);
-              break;
-            }
-          }
-          const row = this.s.ackFind.get(messageId, queue.id) as
-            | { seq: number; body: number; leaseOwner: string | null }
-            | undefined;
-          if (!row || (queue.group && row.leaseOwner !== clientId)) continue;
-          this.s.entryDel.run(row.seq);
-          this.entriesGone(queue.id, row.body);
+          const found = this.find(queue.id, messageId);
+          if (!found || (queue.group && found.member.owner !== clientId)) continue;
+          this.removeMember(found.segment, found.member);
           removed.push(messageId);
           break;
         }
-        if (hint !== undefined) this.hints.delete(messageId);
+        this.hints.delete(messageId);
       }
       return removed;
     });
@@ -488,7 +480,19 @@ export class SqliteStore implements QueueStore {
 
   sweep(now: number): Promise<number> {
     return this.write(() => {
-      const removed = this.removedRows(this.s.sweepEntries.all(now) as { queueId: number; body: number }[]);
+      let removed = 0;
+      for (const id of this.s.segmentsExpired.all(now) as number[]) {
+        const segment = this.segment(id) as Segment;
+        for (const member of [...segment.members]) {
+          const expiresAt = (segment.messages[member.i] as Stored)[5];
+          if (expiresAt !== null && expiresAt <= now) {
+            this.removeMember(segment, member);
+            removed++;
+          }
+        }
+        // Rewritten even when nothing expired, so that expires_at moves on.
+        this.dirty.add(segment);
+      }
       this.s.sweepDedup.run(now);
       return removed;
     });
@@ -498,16 +502,25 @@ export class SqliteStore implements QueueStore {
     return this.write(() => {
       const queues = new Set<QueueName>();
       if (messageIds.length === 0) return [];
-      const rows = this.s.deadFind.all(JSON.stringify(messageIds), ns) as {
+      const rows = this.s.deadFind.all(JSON.stringify(messageIds), ns) as (DeadSource & {
         id: number;
         queueId: number;
         queue: QueueName;
-        body: number;
-      }[];
+      })[];
       for (const row of rows) {
-        // The reference moves from the dead letter to the new entry: `refs` stays.
-        const requeued = this.s.requeueEntry.run(row.queueId, row.body);
-        this.behindCursor(row.queueId, requeued.lastInsertRowid);
+        // Back at the tail in a segment of its own, deliveries reset and no TTL.
+        const text = storedText({
+          messageId: row.messageId,
+          event: row.event,
+          payload: parsePayload(row.payload),
+          publishedAt: row.publishedAt,
+          from: row.sender,
+          expiresAt: null,
+        });
+        const chunk = this.addChunk([text], 1);
+        const stored = [JSON.parse(text) as Stored];
+        this.cacheChunk(chunk, stored);
+        this.addSegment(row.queueId, chunk, stored);
         this.grow(row.queueId, 1);
         this.s.deadDel.run(row.id);
         queues.add(row.queue);
@@ -519,9 +532,7 @@ export class SqliteStore implements QueueStore {
   dropDead(ns: string, messageIds: string[]): Promise<number> {
     return this.write(() => {
       if (messageIds.length === 0) return 0;
-      const bodies = this.s.deadDrop.all(JSON.stringify(messageIds), ns) as { body: number }[];
-      for (const { body } of bodies) this.unref(body, 1);
-      return bodies.length;
+      return this.s.deadDrop.run(JSON.stringify(messageIds), ns).changes;
     });
   }
 
@@ -537,13 +548,17 @@ export class SqliteStore implements QueueStore {
       for (const name of this.consumerQueueNames(ns, clientId)) {
         const queueId = this.queueId(ns, name, false);
         if (queueId === undefined) continue;
-        const group = isGroupQueue(name);
+        const othersLease = (member: Member) =>
+          member.owner !== null && member.owner !== clientId && member.until > now;
         if (event === undefined) {
           count += this.s.queueSize.get(queueId) as number;
-          if (group) count -= this.s.othersLeased.get(queueId, clientId, now) as number;
+          if (isGroupQueue(name)) count -= this.countMembers(queueId, true, othersLease);
         } else {
-          count += this.s.pendingEvent.get(queueId, event) as number;
-          if (group) count -= this.s.othersLeasedEvent.get(queueId, event, clientId, now) as number;
+          count += this.countMembers(
+            queueId,
+            false,
+            (member, m) => m[1] === event && !(isGroupQueue(name) && othersLease(member)),
+          );
         }
       }
       return count;
@@ -572,7 +587,15 @@ export class SqliteStore implements QueueStore {
   stats(ns?: string): Promise<QueueStats[]> {
     return this.read(() => {
       const now = Date.now();
-      return (ns === undefined ? this.s.stats.all(now) : this.s.statsNs.all(now, ns)) as QueueStats[];
+      const rows = (
+        ns === undefined ? this.s.queuesLive.all() : this.s.queuesLiveNs.all(ns)
+      ) as (QueueStats & {
+        id: number;
+      })[];
+      return rows.map(({ id, ...stats }) => ({
+        ...stats,
+        inFlight: this.countMembers(id, true, (member) => member.owner !== null && member.until > now),
+      }));
     });
   }
 
@@ -652,23 +675,24 @@ export class SqliteStore implements QueueStore {
         this.s.savepoint.run();
         try {
           const value = op.run();
+          this.writeSegments();
           this.applySizes();
           this.s.release.run();
           outcomes.push({ ok: true, value });
         } catch (err) {
           // SQLite may have rolled back the whole transaction (SQLITE_FULL, IOERR, ...).
           this.sizeDelta.clear();
+          this.forget();
           if (!this.database.inTransaction) throw err;
           this.s.rollbackTo.run();
           this.s.release.run();
-          this.queueIds.clear();
-          this.cursors.clear();
           if (!(err instanceof StoreError) && sqliteCode(err)) opFailed = true;
           outcomes.push({ ok: false, error: this.opError(err) });
         }
       }
       this.s.commit.run();
       this.commitCount++;
+      this.trimCaches();
     } catch (err) {
       failure = { cause: err };
       if (this.database.inTransaction) {
@@ -678,8 +702,7 @@ export class SqliteStore implements QueueStore {
           // nothing more to undo
         }
       }
-      this.queueIds.clear();
-      this.cursors.clear();
+      this.forget();
     }
     if (failure !== undefined) {
       this.failing = true;
@@ -723,7 +746,7 @@ export class SqliteStore implements QueueStore {
 
   // ---- operations, run inside the batch transaction --------------------------------------------
 
-  private doEnqueue(req: EnqueueRequest, payloads: (string | null)[]): EnqueueResult {
+  private doEnqueue(req: EnqueueRequest, texts: string[]): EnqueueResult {
     const { ns, now } = req;
     if (req.key !== undefined) {
       const seen = this.s.dedupGet.get(ns, req.key) as { ids: string; expiresAt: number } | undefined;
@@ -732,60 +755,55 @@ export class SqliteStore implements QueueStore {
       }
     }
     const subscribers = new Map<string, { clientId: string; grp: string | null }[]>();
-    const targets = req.messages.map((m) => this.targets(ns, m, subscribers));
-    const added = new Map<QueueName, number>();
-    for (const queues of targets) for (const q of queues) added.set(q, (added.get(q) ?? 0) + 1);
-    const max = req.maxQueueLength;
-    if (max > 0 && req.overflow === "reject") {
-      for (const [queue, n] of added) {
-        const queueId = this.queueId(ns, queue, false);
-        const size = queueId === undefined ? 0 : (this.s.queueSize.get(queueId) as number);
-        if (size + n > max) throw new StoreError("QUEUE_FULL", `queue ${queue} holds ${size} of ${max}`);
-      }
-    }
-    const queueIds = new Map<QueueName, number>();
-    for (const queue of added.keys()) queueIds.set(queue, this.queueId(ns, queue, true) as number);
-    let dropped = 0;
-    const dropOldest = max > 0 && req.overflow !== "reject";
-    // queues.id → entries it holds, counting this request's (only under drop-oldest).
-    const sizes = new Map<number, number>();
-    if (dropOldest) for (const id of queueIds.values()) sizes.set(id, this.s.queueSize.get(id) as number);
+    // queue → indexes of the request's messages it gets, in order.
+    const picks = new Map<QueueName, number[]>();
     req.messages.forEach((m, i) => {
-      const queues = targets[i] as QueueName[];
-      if (queues.length === 0) return;
-      const body = this.s.bodyAdd.run(
-        m.messageId,
-        m.event,
-        payloads[i],
-        m.publishedAt,
-        m.from ?? null,
-        queues.length,
-      ).lastInsertRowid;
-      for (const queue of queues) {
-        const queueId = queueIds.get(queue) as number;
-        this.behindCursor(queueId, this.s.entryAdd.run(queueId, body, m.expiresAt ?? null).lastInsertRowid);
-        // Under `reject` the check above keeps every queue within max; under `drop-oldest` each
-        // insert past max dead-letters the oldest entry (its body reference moves to the dead letter).
-        if (dropOldest) {
-          const size = (sizes.get(queueId) as number) + 1;
-          sizes.set(queueId, size);
-          if (size > max) {
-            const oldest = this.s.oldest.get(queueId) as { seq: number; body: number; deliveries: number };
-            this.s.deadAdd.run(queueId, oldest.body, oldest.deliveries, "overflow", now);
-            this.s.entryDel.run(oldest.seq);
-            sizes.set(queueId, size - 1);
-            this.grow(queueId, -1);
-            dropped++;
-          }
-        }
+      for (const queue of this.targets(ns, m, subscribers)) {
+        const list = picks.get(queue);
+        if (list) list.push(i);
+        else picks.set(queue, [i]);
       }
     });
-    for (const [queue, n] of added) this.grow(queueIds.get(queue) as number, n);
+    const max = req.maxQueueLength;
+    if (max > 0 && req.overflow === "reject") {
+      for (const [queue, list] of picks) {
+        const queueId = this.queueId(ns, queue, false);
+        const size = queueId === undefined ? 0 : (this.s.queueSize.get(queueId) as number);
+        if (size + list.length > max) {
+          throw new StoreError("QUEUE_FULL", `queue ${queue} holds ${size} of ${max}`);
+        }
+      }
+    }
+    // One chunk per distinct set of messages (a plain fan-out shares one), one segment per queue.
+    const chunks = new Map<string, { picked: number[]; queueIds: number[] }>();
+    for (const [queue, picked] of picks) {
+      const queueId = this.queueId(ns, queue, true) as number;
+      const k = picked.length === req.messages.length ? "*" : picked.join(",");
+      const chunk = chunks.get(k);
+      if (chunk) chunk.queueIds.push(queueId);
+      else chunks.set(k, { picked, queueIds: [queueId] });
+    }
+    let dropped = 0;
+    for (const { picked, queueIds } of chunks.values()) {
+      const stored = picked.map((i) => toStored(req.messages[i] as NewMessage));
+      const chunk = this.addChunk(
+        picked.map((i) => texts[i] as string),
+        queueIds.length,
+      );
+      this.cacheChunk(chunk, stored);
+      for (const queueId of queueIds) this.addSegment(queueId, chunk, stored);
+    }
+    for (const { picked, queueIds } of chunks.values()) {
+      for (const queueId of queueIds) {
+        this.grow(queueId, picked.length);
+        if (max > 0 && req.overflow === "drop-oldest") dropped += this.dropOldest(queueId, max, now);
+      }
+    }
     const messageIds = req.messages.map((m) => m.messageId);
     if (req.key !== undefined) {
       this.s.dedupPut.run(ns, req.key, JSON.stringify(messageIds), now + req.dedupWindowMs);
     }
-    return { duplicate: false, messageIds, queues: [...added.keys()], dropped };
+    return { duplicate: false, messageIds, queues: [...picks.keys()], dropped };
   }
 
   private targets(
@@ -807,85 +825,287 @@ export class SqliteStore implements QueueStore {
     return [...queues];
   }
 
+  /** Keeps a queue within `max` entries by moving its oldest ones to dead letters. Returns how many. */
+  private dropOldest(queueId: number, max: number, now: number): number {
+    let size = (this.s.queueSize.get(queueId) as number) + (this.sizeDelta.get(queueId) ?? 0);
+    let dropped = 0;
+    let after = 0;
+    while (size > max) {
+      const ids = this.s.segmentPage.all(queueId, after) as number[];
+      if (ids.length === 0) break;
+      for (const id of ids) {
+        after = id;
+        const segment = this.segment(id) as Segment;
+        while (size > max && segment.members.length > 0) {
+          this.deadLetter(segment, segment.members[0] as Member, "overflow", now);
+          size--;
+          dropped++;
+        }
+        if (size <= max) break;
+      }
+    }
+    return dropped;
+  }
+
   private doClaim(req: ClaimRequest): ClaimResult {
     const result: ClaimResult = { messages: [], deadLettered: 0, expired: 0 };
     const queueId = this.queueId(req.ns, req.queue, false);
     if (queueId === undefined || !(req.limit > 0)) return result;
-    const { now, maxDeliveries } = req;
+    const { now, maxDeliveries, consumer, event } = req;
     const until = now + req.leaseMs;
-    // An event filter skips other events' entries, so it neither uses nor moves the cursor.
-    const tracked = req.event === undefined;
+    // An event filter skips other events' members, so it neither uses nor moves the cursor.
+    const tracked = event === undefined;
     const cursor = tracked ? this.cursors.get(queueId) : undefined;
     const valid = cursor !== undefined && now < cursor.until;
-    let after = valid ? cursor.seq : Number.MIN_SAFE_INTEGER;
+    let after = valid ? cursor.after : 0;
     let firstExpiry = valid ? cursor.until : Number.POSITIVE_INFINITY;
-    // Reads only what it needs, in pages of the remaining limit; expired and dead-lettered
-    // entries do not count toward the limit, so it reads on past them.
+    // Every member of the segments up to `leasedUpTo` is leased (or gone) once this claim is done.
+    let leasedUpTo = after;
+    let open = false;
     for (;;) {
-      const want = req.limit - result.messages.length;
-      const rows: ClaimRow[] = [];
-      const scan =
-        req.event === undefined
-          ? this.s.claimScan.iterate(queueId, after)
-          : this.s.claimScanEvent.iterate(queueId, after, req.event);
-      // Collected first (a connection cannot write while a statement iterates), then applied.
-      let last = after;
-      for (const row of scan as IterableIterator<ClaimRow>) {
-        last = row.seq;
-        if (row.leaseUntil > now) {
-          firstExpiry = Math.min(firstExpiry, row.leaseUntil);
-          continue;
+      const ids = this.s.segmentPage.all(queueId, after) as number[];
+      for (const id of ids) {
+        after = id;
+        const segment = this.segment(id) as Segment;
+        const members = segment.members;
+        let left = false;
+        for (let k = 0; k < members.length; k++) {
+          const member = members[k] as Member;
+          if (member.owner !== null && member.until > now) {
+            firstExpiry = Math.min(firstExpiry, member.until);
+            continue;
+          }
+          const m = segment.messages[member.i] as Stored;
+          if ((event !== undefined && m[1] !== event) || result.messages.length >= req.limit) {
+            left = true;
+            continue;
+          }
+          if (m[5] !== null && m[5] <= now) {
+            this.removeMember(segment, member);
+            k--;
+            result.expired++;
+          } else if (maxDeliveries > 0 && member.deliveries >= maxDeliveries) {
+            this.deadLetter(segment, member, "max-deliveries", now);
+            k--;
+            result.deadLettered++;
+          } else {
+            member.deliveries++;
+            member.owner = consumer;
+            member.until = until;
+            this.dirty.add(segment);
+            if (this.hints.size >= HINTS_MAX) this.hints.clear();
+            this.hints.set(m[0], segment.id);
+            result.messages.push({
+              messageId: m[0],
+              event: m[1],
+              payload: m[2],
+              publishedAt: m[3],
+              from: m[4],
+              deliveries: member.deliveries,
+            });
+          }
         }
-        rows.push(row);
-        if (rows.length >= want) break;
+        if (left) open = true;
+        else if (!open) leasedUpTo = id;
+        if (result.messages.length >= req.limit) break;
       }
-      after = last;
-      const leased: number[] = [];
-      for (const row of rows) {
-        if (row.expiresAt !== null && row.expiresAt <= now) {
-          this.s.entryDel.run(row.seq);
-          this.entriesGone(queueId, row.body);
-          result.expired++;
-        } else if (maxDeliveries > 0 && row.deliveries >= maxDeliveries) {
-          // The body reference moves to the dead letter.
-          this.s.deadAdd.run(queueId, row.body, row.deliveries, "max-deliveries", now);
-          this.s.entryDel.run(row.seq);
-          this.grow(queueId, -1);
-          result.deadLettered++;
+      if (ids.length === 0 || result.messages.length >= req.limit) break;
+    }
+    if (result.messages.length > 0) firstExpiry = Math.min(firstExpiry, until);
+    if (tracked) this.cursors.set(queueId, { after: leasedUpTo, until: firstExpiry });
+    return result;
+  }
+
+  // ---- segments ---------------------------------------------------------------------------------
+
+  private addChunk(texts: string[], refs: number): number {
+    return Number(this.s.chunkAdd.run(`[${texts.join(",")}]`, refs).lastInsertRowid);
+  }
+
+  private addSegment(queueId: number, chunk: number, stored: Stored[]): Segment {
+    let expiresAt: number | null = null;
+    for (const m of stored) if (m[5] !== null && (expiresAt === null || m[5] < expiresAt)) expiresAt = m[5];
+    const first = stored[0] as Stored;
+    const last = stored[stored.length - 1] as Stored;
+    let low = first[0];
+    let high = last[0];
+    for (const m of stored) {
+      if (m[0] < low) low = m[0];
+      if (m[0] > high) high = m[0];
+    }
+    const id = Number(this.s.segmentAdd.run(queueId, chunk, expiresAt, low, high).lastInsertRowid);
+    const segment: Segment = { id, queueId, chunk, messages: stored, members: freshMembers(stored.length) };
+    this.segmentCache.set(id, segment);
+    return segment;
+  }
+
+  /** A segment, from the cache or the file; undefined when it is gone. */
+  private segment(id: number): Segment | undefined {
+    const cached = this.segmentCache.get(id);
+    if (cached) return cached;
+    const row = this.s.segmentGet.get(id) as
+      | { queueId: number; chunk: number; members: string | null }
+      | undefined;
+    if (!row) return undefined;
+    const messages = this.chunkMessages(row.chunk);
+    const segment: Segment = {
+      id,
+      queueId: row.queueId,
+      chunk: row.chunk,
+      messages,
+      members: row.members === null ? freshMembers(messages.length) : decodeMembers(row.members),
+    };
+    this.segmentCache.set(id, segment);
+    return segment;
+  }
+
+  private chunkMessages(chunk: number): Stored[] {
+    const cached = this.chunkCache.get(chunk);
+    if (cached) return cached;
+    const messages = JSON.parse(this.s.chunkGet.get(chunk) as string) as Stored[];
+    this.cacheChunk(chunk, messages);
+    return messages;
+  }
+
+  private cacheChunk(chunk: number, messages: Stored[]) {
+    this.chunkCache.set(chunk, messages);
+    this.cachedMessages += messages.length;
+  }
+
+  /** The member holding a message id in a queue: by the claim's hint, else by the id bounds. */
+  private find(queueId: number, messageId: string): { segment: Segment; member: Member } | undefined {
+    const hinted = this.hints.get(messageId);
+    if (hinted !== undefined) {
+      const found = this.findIn(hinted, queueId, messageId);
+      if (found) return found;
+    }
+    for (const id of this.s.segmentsById.all(queueId, messageId, messageId) as number[]) {
+      const found = id === hinted ? undefined : this.findIn(id, queueId, messageId);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  private findIn(id: number, queueId: number, messageId: string) {
+    const segment = this.segment(id);
+    if (segment === undefined || segment.queueId !== queueId) return undefined;
+    for (const member of segment.members) {
+      if ((segment.messages[member.i] as Stored)[0] === messageId) return { segment, member };
+    }
+    return undefined;
+  }
+
+  /** Deletes a member (acked, expired, unsubscribed): its queue shrinks. */
+  private removeMember(segment: Segment, member: Member) {
+    const k = segment.members.indexOf(member);
+    if (k < 0) return;
+    segment.members.splice(k, 1);
+    this.dirty.add(segment);
+    this.grow(segment.queueId, -1);
+  }
+
+  private deadLetter(segment: Segment, member: Member, reason: DeadLetter["reason"], now: number) {
+    const m = segment.messages[member.i] as Stored;
+    this.s.deadAdd.run(
+      segment.queueId,
+      m[0],
+      m[1],
+      m[2] === undefined ? null : JSON.stringify(m[2]),
+      m[3],
+      m[4],
+      member.deliveries,
+      reason,
+      now,
+    );
+    this.removeMember(segment, member);
+  }
+
+  /** Counts members of a queue that pass a test: all segments, or only those with leases. */
+  private countMembers(queueId: number, leasedOnly: boolean, test: (member: Member, m: Stored) => boolean) {
+    let count = 0;
+    const ids = (leasedOnly ? this.s.segmentsLeased : this.s.segmentsOf).all(queueId) as number[];
+    for (const id of ids) {
+      const segment = this.segment(id) as Segment;
+      for (const member of segment.members) if (test(member, segment.messages[member.i] as Stored)) count++;
+    }
+    this.trimCaches();
+    return count;
+  }
+
+  /** Writes what the running operation changed in its segments, deleting the emptied ones. */
+  private writeSegments() {
+    for (const segment of this.dirty) {
+      if (segment.members.length === 0) {
+        this.s.segmentDel.run(segment.id);
+        this.segmentCache.delete(segment.id);
+        if (this.s.chunkFree.run(segment.chunk).changes > 0) {
+          const messages = this.chunkCache.get(segment.chunk);
+          if (messages) {
+            this.chunkCache.delete(segment.chunk);
+            this.cachedMessages -= messages.length;
+          }
         } else {
-          leased.push(row.seq);
-          this.hint(row.messageId, row.seq, queueId);
-          result.messages.push(toMessage(row, row.deliveries + 1));
+          this.s.chunkUnref.run(segment.chunk);
         }
+        continue;
       }
-      if (leased.length > 0) {
-        this.s.lease.run(req.consumer, until, JSON.stringify(leased));
-        firstExpiry = Math.min(firstExpiry, until);
+      let leased = 0;
+      let expiresAt: number | null = null;
+      for (const member of segment.members) {
+        if (member.owner !== null) leased++;
+        const expiry = (segment.messages[member.i] as Stored)[5];
+        if (expiry !== null && (expiresAt === null || expiry < expiresAt)) expiresAt = expiry;
       }
-      if (rows.length < want || result.messages.length >= req.limit) {
-        if (tracked) this.cursors.set(queueId, { seq: after, until: firstExpiry });
-        return result;
-      }
+      this.s.segmentSet.run(encodeMembers(segment.members), leased, expiresAt, segment.id);
+    }
+    this.dirty.clear();
+  }
+
+  /** Keeps the caches within bounds, dropping the least recently added first. */
+  private trimCaches() {
+    for (const id of this.segmentCache.keys()) {
+      if (this.segmentCache.size <= CACHE_SEGMENTS) break;
+      this.segmentCache.delete(id);
+    }
+    for (const [chunk, messages] of this.chunkCache) {
+      if (this.cachedMessages <= CACHE_MESSAGES) break;
+      this.chunkCache.delete(chunk);
+      this.cachedMessages -= messages.length;
     }
   }
 
-  // ---- helpers --------------------------------------------------------------------------------
-
-  /** A new entry may reuse a deleted sequence number at or below a cursor: then claims must look again. */
-  private behindCursor(queueId: number, seq: number | bigint) {
-    const cursor = this.cursors.get(queueId);
-    if (cursor !== undefined && Number(seq) <= cursor.seq) this.cursors.delete(queueId);
+  /** Forgets every cache that may hold what a rollback undid. */
+  private forget() {
+    this.queueIds.clear();
+    this.cursors.clear();
+    this.dirty.clear();
+    this.segmentCache.clear();
+    this.chunkCache.clear();
+    this.cachedMessages = 0;
   }
+
+  // ---- helpers --------------------------------------------------------------------------------
 
   private consumerQueueNames(ns: string, clientId: string): QueueName[] {
     const groups = this.s.consumerGroups.all(clientId, ns) as string[];
     return [clientQueue(clientId), ...groups.map(groupQueue)];
   }
 
+  /** Removes a queue's members of one event (unsubscribe). Returns how many. */
   private dropEvent(ns: string, queue: QueueName, event: string): number {
     const queueId = this.queueId(ns, queue, false);
     if (queueId === undefined) return 0;
-    return this.removedRows(this.s.dropEvent.all(queueId, event) as { queueId: number; body: number }[]);
+    let dropped = 0;
+    for (const id of this.s.segmentsOf.all(queueId) as number[]) {
+      const segment = this.segment(id) as Segment;
+      for (const member of [...segment.members]) {
+        if ((segment.messages[member.i] as Stored)[1] === event) {
+          this.removeMember(segment, member);
+          dropped++;
+        }
+      }
+    }
+    return dropped;
   }
 
   /** Counts entries added to (n > 0) or removed from (n < 0) a queue by the running operation. */
@@ -893,38 +1113,11 @@ export class SqliteStore implements QueueStore {
     this.sizeDelta.set(queueId, (this.sizeDelta.get(queueId) ?? 0) + n);
   }
 
-  /** An entry was deleted (not moved to dead letters): its queue shrinks, its body loses a reference. */
-  private entriesGone(queueId: number, body: number) {
-    this.grow(queueId, -1);
-    this.unref(body, 1);
-  }
-
-  /** Entries deleted by one statement (RETURNING queue_id, body). Returns how many. */
-  private removedRows(rows: { queueId: number; body: number }[]): number {
-    const refs = new Map<number, number>();
-    for (const { queueId, body } of rows) {
-      this.grow(queueId, -1);
-      refs.set(body, (refs.get(body) ?? 0) + 1);
-    }
-    for (const [body, n] of refs) this.unref(body, n);
-    return rows.length;
-  }
-
-  /** Drops n references to a body, deleting it when they were the last. */
-  private unref(body: number, n: number) {
-    if (this.s.bodyFree.run(body, n).changes === 0) this.s.bodyUnref.run(n, body);
-  }
-
   /** Writes the running operation's size changes: one UPDATE per queue touched. */
   private applySizes() {
     if (this.sizeDelta.size === 0) return;
     for (const [queueId, n] of this.sizeDelta) if (n !== 0) this.s.queueGrow.run(n, queueId);
     this.sizeDelta.clear();
-  }
-
-  private hint(messageId: string, seq: number, queueId: number) {
-    if (this.hints.size >= HINTS_MAX) this.hints.clear();
-    this.hints.set(messageId, { seq, queueId });
   }
 
   private queueId(ns: string, queue: QueueName, create: boolean): number | undefined {
@@ -997,6 +1190,8 @@ function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean
       "the file has schema version 1, a development format this build no longer reads; " +
         "move it aside (or delete it) to start with an empty store",
     );
+  } else if (version === 2) {
+    migrateFrom2(db);
   } else if (version !== SCHEMA_VERSION) {
     throw new SetupError(`unknown schema version ${version}; restore a backup or move the file aside`);
   }
@@ -1004,15 +1199,136 @@ function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean
   db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('opened_at', ?)").run(Date.now());
 }
 
-function toMessage(row: ClaimRow, deliveries: number): Message {
-  return {
-    messageId: row.messageId,
-    event: row.event,
-    payload: parsePayload(row.payload),
-    publishedAt: row.publishedAt,
-    from: row.sender,
-    deliveries,
-  };
+/** The fields of a message a chunk keeps; `payloadJson` saves serialising the payload again. */
+type StoredSource = Pick<
+  NewMessage,
+  "messageId" | "event" | "payload" | "publishedAt" | "from" | "expiresAt"
+> & {
+  payloadJson?: string;
+};
+
+/** A dead letter's message as its row holds it. */
+interface DeadSource {
+  messageId: string;
+  event: string;
+  payload: string | null;
+  publishedAt: number;
+  sender: string | null;
+}
+
+/**
+ * Version 2 kept one row per (queue, message): its entries become segments of up to 100
+ * (deliveries, leases and TTLs kept, in queue order), its dead letters get their message inline.
+ * One transaction: a failure leaves the file as it was.
+ */
+function migrateFrom2(db: Database.Database) {
+  const PAGE = 100;
+  db.transaction(() => {
+    db.exec("ALTER TABLE dead RENAME TO dead_v2");
+    db.exec("DROP INDEX dead_body");
+    db.exec(LOG_TABLES);
+    const page = db.prepare(`SELECT e.seq, e.deliveries, e.lease_owner AS owner, e.lease_until AS until,
+      e.expires_at AS expiresAt, b.message_id AS messageId, b.event, b.payload, b.published_at AS publishedAt,
+      b.sender FROM entries e JOIN bodies b ON b.id = e.body WHERE e.queue_id = ? AND e.seq > ?
+      ORDER BY e.seq LIMIT ${PAGE}`);
+    const chunkAdd = db.prepare(SQL.chunkAdd);
+    const segmentAdd = db.prepare(SQL.segmentAdd);
+    const segmentSet = db.prepare(SQL.segmentSet);
+    type Row = DeadSource & {
+      seq: number;
+      deliveries: number;
+      owner: string | null;
+      until: number;
+      expiresAt: number | null;
+    };
+    for (const queueId of db.prepare("SELECT id FROM queues").pluck().all() as number[]) {
+      let after = Number.MIN_SAFE_INTEGER;
+      for (;;) {
+        const rows = page.all(queueId, after) as Row[];
+        if (rows.length === 0) break;
+        after = (rows[rows.length - 1] as Row).seq;
+        const texts = rows.map((r) =>
+          storedText({
+            ...r,
+            payload: parsePayload(r.payload),
+            from: r.sender,
+            payloadJson: r.payload ?? "null",
+          }),
+        );
+        const chunk = chunkAdd.run(`[${texts.join(",")}]`, 1).lastInsertRowid;
+        const ids = rows.map((r) => r.messageId).sort();
+        const expiries = rows.flatMap((r) => (r.expiresAt === null ? [] : [r.expiresAt]));
+        const expiresAt = expiries.length ? Math.min(...expiries) : null;
+        const segment = segmentAdd.run(
+          queueId,
+          chunk,
+          expiresAt,
+          ids[0],
+          ids[ids.length - 1],
+        ).lastInsertRowid;
+        const members = rows.map((r, i) => ({
+          i,
+          deliveries: r.deliveries,
+          owner: r.owner,
+          until: r.owner === null ? 0 : r.until,
+        }));
+        segmentSet.run(
+          encodeMembers(members),
+          members.filter((m) => m.owner !== null).length,
+          expiresAt,
+          segment,
+        );
+      }
+    }
+    db.exec(`INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason, dead_at)
+      SELECT d.queue_id, b.message_id, b.event, b.payload, b.published_at, b.sender, d.deliveries, d.reason, d.dead_at
+      FROM dead_v2 d JOIN bodies b ON b.id = d.body ORDER BY d.id`);
+    db.exec("DROP TABLE dead_v2; DROP TABLE entries; DROP TABLE bodies;");
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}
+
+/** The JSON text of one message in a chunk (see Stored). */
+function storedText(m: StoredSource): string {
+  const payload = m.payloadJson ?? JSON.stringify(m.payload === undefined ? null : m.payload);
+  return `[${JSON.stringify(m.messageId)},${JSON.stringify(m.event)},${payload},${m.publishedAt},${JSON.stringify(m.from ?? null)},${m.expiresAt ?? null}]`;
+}
+
+function toStored(m: NewMessage): Stored {
+  return [
+    m.messageId,
+    m.event,
+    m.payload === undefined ? null : m.payload,
+    m.publishedAt,
+    m.from ?? null,
+    m.expiresAt ?? null,
+  ];
+}
+
+function freshMembers(n: number): Member[] {
+  const members = new Array<Member>(n);
+  for (let i = 0; i < n; i++) members[i] = { i, deliveries: 0, owner: null, until: 0 };
+  return members;
+}
+
+function encodeMembers(members: Member[]): string {
+  const flat: (number | string | null)[] = [];
+  for (const m of members) flat.push(m.i, m.deliveries, m.owner, m.until);
+  return JSON.stringify(flat);
+}
+
+function decodeMembers(text: string): Member[] {
+  const flat = JSON.parse(text) as [number, number, string | null, number][number][];
+  const members: Member[] = [];
+  for (let k = 0; k + 3 < flat.length; k += 4) {
+    members.push({
+      i: flat[k] as number,
+      deliveries: flat[k + 1] as number,
+      owner: flat[k + 2] as string | null,
+      until: flat[k + 3] as number,
+    });
+  }
+  return members;
 }
 
 function parsePayload(text: string | null): unknown {
