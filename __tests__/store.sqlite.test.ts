@@ -515,7 +515,9 @@ describe("SqliteStore specifics", () => {
       leased: plan(SQL.segmentsLeased),
       expired: plan(SQL.segmentsExpired),
     });
-    for (const p of [plans(), (store.db.exec("ANALYZE"), plans())]) {
+    const before = plans();
+    store.db.exec("ANALYZE"); // still with statistics
+    for (const p of [before, plans()]) {
       expect(p.page).toMatch(/segments_queue \(queue_id=\? AND rowid>\?\)/);
       expect(p.page).not.toMatch(/TEMP B-TREE/);
       expect(p.byId).toMatch(/segments_ids \(queue_id=\? AND last_id>\?\)/);

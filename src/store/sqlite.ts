@@ -75,6 +75,8 @@ const HINTS_MAX = 200_000;
 const CACHE_MESSAGES = 50_000;
 /** Segments whose member lists are kept in memory between operations, at most. */
 const CACHE_SEGMENTS = 4_000;
+/** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
+const CHUNK_MAX = 128;
 
 /** The tables of the log-structured layout (version 3). */
 const LOG_TABLES = `
@@ -184,8 +186,10 @@ export const SQL = {
   segmentSet: "UPDATE segments SET members = ?, leased = ?, expires_at = ? WHERE id = ?",
   segmentDel: "DELETE FROM segments WHERE id = ?",
   // A literal LIMIT: a bound one makes SQLite re-prepare the statement on every run.
-  segmentPage: "SELECT id FROM segments WHERE queue_id = ? AND id > ? ORDER BY id LIMIT 16",
-  segmentsOf: "SELECT id FROM segments WHERE queue_id = ? ORDER BY id",
+  // Pinned: one queue's segments in order, never a scan of every queue's, whatever the statistics.
+  segmentPage:
+    "SELECT id FROM segments INDEXED BY segments_queue WHERE queue_id = ? AND id > ? ORDER BY id LIMIT 16",
+  segmentsOf: "SELECT id FROM segments INDEXED BY segments_queue WHERE queue_id = ? ORDER BY id",
   segmentsLeased: "SELECT id FROM segments WHERE queue_id = ? AND leased > 0 ORDER BY id",
   // The segments whose id bounds hold a message id, narrowest first (ranges of one process's
   // publishes do not overlap; requeued dead letters sit in segments of their own).
@@ -336,7 +340,7 @@ export class SqliteStore implements QueueStore {
   private readonly queueIds = new Map<string, number>();
   /** queues.id → entries added minus removed by the running operation; applied before its RELEASE. */
   private readonly sizeDelta = new Map<number, number>();
-  /** messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
+  /** queues.id\0messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
   private readonly hints = new Map<string, number>();
   /** chunks.id → its parsed messages (shared by every segment of the chunk). */
   private readonly chunkCache = new Map<number, Stored[]>();
@@ -469,10 +473,10 @@ export class SqliteStore implements QueueStore {
           const found = this.find(queue.id, messageId);
           if (!found || (queue.group && found.member.owner !== clientId)) continue;
           this.removeMember(found.segment, found.member);
+          this.hints.delete(hintKey(queue.id, messageId));
           removed.push(messageId);
           break;
         }
-        this.hints.delete(messageId);
       }
       return removed;
     });
@@ -492,6 +496,7 @@ export class SqliteStore implements QueueStore {
         }
         // Rewritten even when nothing expired, so that expires_at moves on.
         this.dirty.add(segment);
+        this.keepBounded();
       }
       this.s.sweepDedup.run(now);
       return removed;
@@ -784,14 +789,17 @@ export class SqliteStore implements QueueStore {
       else chunks.set(k, { picked, queueIds: [queueId] });
     }
     let dropped = 0;
-    for (const { picked, queueIds } of chunks.values()) {
-      const stored = picked.map((i) => toStored(req.messages[i] as NewMessage));
-      const chunk = this.addChunk(
-        picked.map((i) => texts[i] as string),
-        queueIds.length,
-      );
-      this.cacheChunk(chunk, stored);
-      for (const queueId of queueIds) this.addSegment(queueId, chunk, stored);
+    for (const { picked: all, queueIds } of chunks.values()) {
+      for (let from = 0; from < all.length; from += CHUNK_MAX) {
+        const picked = all.slice(from, from + CHUNK_MAX);
+        const stored = picked.map((i) => toStored(req.messages[i] as NewMessage));
+        const chunk = this.addChunk(
+          picked.map((i) => texts[i] as string),
+          queueIds.length,
+        );
+        this.cacheChunk(chunk, stored);
+        for (const queueId of queueIds) this.addSegment(queueId, chunk, stored);
+      }
     }
     for (const { picked, queueIds } of chunks.values()) {
       for (const queueId of queueIds) {
@@ -894,7 +902,7 @@ export class SqliteStore implements QueueStore {
             member.until = until;
             this.dirty.add(segment);
             if (this.hints.size >= HINTS_MAX) this.hints.clear();
-            this.hints.set(m[0], segment.id);
+            this.hints.set(hintKey(queueId, m[0]), segment.id);
             result.messages.push({
               messageId: m[0],
               event: m[1],
@@ -941,13 +949,19 @@ export class SqliteStore implements QueueStore {
 
   /** A segment, from the cache or the file; undefined when it is gone. */
   private segment(id: number): Segment | undefined {
-    const cached = this.segmentCache.get(id);
-    if (cached) return cached;
+    return this.segmentCache.get(id) ?? this.load(id, true);
+  }
+
+  private load(id: number, cache: boolean): Segment | undefined {
     const row = this.s.segmentGet.get(id) as
       | { queueId: number; chunk: number; members: string | null }
       | undefined;
     if (!row) return undefined;
-    const messages = this.chunkMessages(row.chunk);
+    let messages = this.chunkCache.get(row.chunk);
+    if (!messages) {
+      messages = JSON.parse(this.s.chunkGet.get(row.chunk) as string) as Stored[];
+      if (cache) this.cacheChunk(row.chunk, messages);
+    }
     const segment: Segment = {
       id,
       queueId: row.queueId,
@@ -955,16 +969,8 @@ export class SqliteStore implements QueueStore {
       messages,
       members: row.members === null ? freshMembers(messages.length) : decodeMembers(row.members),
     };
-    this.segmentCache.set(id, segment);
+    if (cache) this.segmentCache.set(id, segment);
     return segment;
-  }
-
-  private chunkMessages(chunk: number): Stored[] {
-    const cached = this.chunkCache.get(chunk);
-    if (cached) return cached;
-    const messages = JSON.parse(this.s.chunkGet.get(chunk) as string) as Stored[];
-    this.cacheChunk(chunk, messages);
-    return messages;
   }
 
   private cacheChunk(chunk: number, messages: Stored[]) {
@@ -974,7 +980,7 @@ export class SqliteStore implements QueueStore {
 
   /** The member holding a message id in a queue: by the claim's hint, else by the id bounds. */
   private find(queueId: number, messageId: string): { segment: Segment; member: Member } | undefined {
-    const hinted = this.hints.get(messageId);
+    const hinted = this.hints.get(hintKey(queueId, messageId));
     if (hinted !== undefined) {
       const found = this.findIn(hinted, queueId, messageId);
       if (found) return found;
@@ -1025,11 +1031,19 @@ export class SqliteStore implements QueueStore {
     let count = 0;
     const ids = (leasedOnly ? this.s.segmentsLeased : this.s.segmentsOf).all(queueId) as number[];
     for (const id of ids) {
-      const segment = this.segment(id) as Segment;
+      // Read past the caches: a count over a long queue must not fill memory with it.
+      const segment = this.segmentCache.get(id) ?? this.load(id, false);
+      if (!segment) continue;
       for (const member of segment.members) if (test(member, segment.messages[member.i] as Stored)) count++;
     }
-    this.trimCaches();
     return count;
+  }
+
+  /** In a loop over a whole queue: writes what it changed so far and trims the caches. */
+  private keepBounded() {
+    if (this.segmentCache.size <= CACHE_SEGMENTS && this.cachedMessages <= CACHE_MESSAGES) return;
+    this.writeSegments();
+    this.trimCaches();
   }
 
   /** Writes what the running operation changed in its segments, deleting the emptied ones. */
@@ -1104,6 +1118,7 @@ export class SqliteStore implements QueueStore {
           dropped++;
         }
       }
+      this.keepBounded();
     }
     return dropped;
   }
@@ -1287,6 +1302,8 @@ function migrateFrom2(db: Database.Database) {
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
+
+const hintKey = (queueId: number, messageId: string) => `${queueId}\u0000${messageId}`;
 
 /** The JSON text of one message in a chunk (see Stored). */
 function storedText(m: StoredSource): string {
