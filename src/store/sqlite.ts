@@ -71,10 +71,11 @@ export interface SqliteStoreOptions {
 const SCHEMA_VERSION = 3;
 /** Ack hints kept at most (about 100 B each). */
 const HINTS_MAX = 200_000;
-/** Parsed messages kept in memory between operations (the chunk cache), at most. */
+/**
+ * Messages kept parsed in memory between operations, at most, counted once in the chunk cache and
+ * once in the segment cache (a cached segment keeps its chunk's messages alive). About 300 B each.
+ */
 const CACHE_MESSAGES = 50_000;
-/** Segments whose member lists are kept in memory between operations, at most. */
-const CACHE_SEGMENTS = 4_000;
 /** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
 const CHUNK_MAX = 128;
 
@@ -347,6 +348,8 @@ export class SqliteStore implements QueueStore {
   private cachedMessages = 0;
   /** segments.id → its members, as the file holds them once the running operation is written. */
   private readonly segmentCache = new Map<number, Segment>();
+  /** Messages of the cached segments (their size when cached). */
+  private cachedMembers = 0;
   /** Segments the running operation changed: written (or deleted) before its RELEASE. */
   private readonly dirty = new Set<Segment>();
 
@@ -943,7 +946,7 @@ export class SqliteStore implements QueueStore {
     }
     const id = Number(this.s.segmentAdd.run(queueId, chunk, expiresAt, low, high).lastInsertRowid);
     const segment: Segment = { id, queueId, chunk, messages: stored, members: freshMembers(stored.length) };
-    this.segmentCache.set(id, segment);
+    this.cacheSegment(segment);
     return segment;
   }
 
@@ -969,8 +972,17 @@ export class SqliteStore implements QueueStore {
       messages,
       members: row.members === null ? freshMembers(messages.length) : decodeMembers(row.members),
     };
-    if (cache) this.segmentCache.set(id, segment);
+    if (cache) this.cacheSegment(segment);
     return segment;
+  }
+
+  private cacheSegment(segment: Segment) {
+    this.segmentCache.set(segment.id, segment);
+    this.cachedMembers += segment.messages.length;
+  }
+
+  private uncacheSegment(segment: Segment) {
+    if (this.segmentCache.delete(segment.id)) this.cachedMembers -= segment.messages.length;
   }
 
   private cacheChunk(chunk: number, messages: Stored[]) {
@@ -1041,7 +1053,7 @@ export class SqliteStore implements QueueStore {
 
   /** In a loop over a whole queue: writes what it changed so far and trims the caches. */
   private keepBounded() {
-    if (this.segmentCache.size <= CACHE_SEGMENTS && this.cachedMessages <= CACHE_MESSAGES) return;
+    if (this.cachedMembers <= CACHE_MESSAGES && this.cachedMessages <= CACHE_MESSAGES) return;
     this.writeSegments();
     this.trimCaches();
   }
@@ -1051,7 +1063,7 @@ export class SqliteStore implements QueueStore {
     for (const segment of this.dirty) {
       if (segment.members.length === 0) {
         this.s.segmentDel.run(segment.id);
-        this.segmentCache.delete(segment.id);
+        this.uncacheSegment(segment);
         if (this.s.chunkFree.run(segment.chunk).changes > 0) {
           const messages = this.chunkCache.get(segment.chunk);
           if (messages) {
@@ -1077,9 +1089,9 @@ export class SqliteStore implements QueueStore {
 
   /** Keeps the caches within bounds, dropping the least recently added first. */
   private trimCaches() {
-    for (const id of this.segmentCache.keys()) {
-      if (this.segmentCache.size <= CACHE_SEGMENTS) break;
-      this.segmentCache.delete(id);
+    for (const segment of this.segmentCache.values()) {
+      if (this.cachedMembers <= CACHE_MESSAGES) break;
+      this.uncacheSegment(segment);
     }
     for (const [chunk, messages] of this.chunkCache) {
       if (this.cachedMessages <= CACHE_MESSAGES) break;
@@ -1094,6 +1106,7 @@ export class SqliteStore implements QueueStore {
     this.cursors.clear();
     this.dirty.clear();
     this.segmentCache.clear();
+    this.cachedMembers = 0;
     this.chunkCache.clear();
     this.cachedMessages = 0;
   }
