@@ -238,17 +238,27 @@ export class QueueCore {
 
   /** Acks for this client: removes entries from its own queue (and group leases it holds). */
   async ack(ns: string, clientId: string, messageIds: string[]): Promise<Reply<{ removed: number }>> {
-    return this.guard(async () => {
+    // The window frees at once, so the next claim joins the ack in the store's batch instead of
+    // waiting for its commit. Ids in flight are freed even if already gone from the store (expired).
+    const freed: { conn: Connection; id: string; flight: InFlight }[] = [];
+    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+      for (const id of messageIds) {
+        const flight = conn.inflight.get(id);
+        if (flight === undefined) continue;
+        conn.inflight.delete(id);
+        freed.push({ conn, id, flight });
+      }
+    }
+    const reply = this.guard(async () => {
       const removed = messageIds.length ? await this.store.ack(ns, clientId, messageIds) : [];
       this.metrics.acked += removed.length;
-      // Ids in flight are cleared even if already gone from the store (e.g. expired), to free the window.
-      for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
-        let freed = false;
-        for (const id of messageIds) freed = conn.inflight.delete(id) || freed;
-        if (freed && conn.active) void this.pump(conn);
-      }
-      return { ok: true, removed: removed.length };
+      return { ok: true as const, removed: removed.length };
     });
+    for (const conn of new Set(freed.map((f) => f.conn))) if (conn.active) void this.pump(conn);
+    const result = await reply;
+    // Not acked after all (store outage): back in flight, so that the ack timeout redelivers them.
+    if (!result.ok) for (const { conn, id, flight } of freed) if (!conn.closed) conn.inflight.set(id, flight);
+    return result;
   }
 
   /** Restarts the connection's stream from the head of its queues; counts what is pending. */
