@@ -66,6 +66,8 @@ export interface SqliteStoreOptions {
   flushIntervalMs?: number;
   /** Commit at once when this many writes are queued. @default 256 */
   maxBatch?: number;
+  /** Parsed messages kept in memory between operations. @default 50_000 */
+  cacheMessages?: number;
 }
 
 const SCHEMA_VERSION = 3;
@@ -324,6 +326,7 @@ export class SqliteStore implements QueueStore {
   private readonly s: Statements;
   private readonly flushIntervalMs: number;
   private readonly maxBatch: number;
+  private readonly cacheLimit: number;
   private ops: Op[] = [];
   private timer: { immediate: boolean; cancel(): void } | undefined;
   private closed = false;
@@ -360,6 +363,7 @@ export class SqliteStore implements QueueStore {
   ) {
     this.flushIntervalMs = Math.max(0, opts.flushIntervalMs ?? 1);
     this.maxBatch = Math.max(1, opts.maxBatch ?? 256);
+    this.cacheLimit = Math.max(0, opts.cacheMessages ?? CACHE_MESSAGES);
     this.s = Object.fromEntries(
       Object.entries(SQL).map(([name, sql]) => [name, database.prepare(sql)]),
     ) as Statements;
@@ -1053,7 +1057,7 @@ export class SqliteStore implements QueueStore {
 
   /** In a loop over a whole queue: writes what it changed so far and trims the caches. */
   private keepBounded() {
-    if (this.cachedMembers <= CACHE_MESSAGES && this.cachedMessages <= CACHE_MESSAGES) return;
+    if (this.cachedMembers <= this.cacheLimit && this.cachedMessages <= this.cacheLimit) return;
     this.writeSegments();
     this.trimCaches();
   }
@@ -1090,11 +1094,11 @@ export class SqliteStore implements QueueStore {
   /** Keeps the caches within bounds, dropping the least recently added first. */
   private trimCaches() {
     for (const segment of this.segmentCache.values()) {
-      if (this.cachedMembers <= CACHE_MESSAGES) break;
+      if (this.cachedMembers <= this.cacheLimit) break;
       this.uncacheSegment(segment);
     }
     for (const [chunk, messages] of this.chunkCache) {
-      if (this.cachedMessages <= CACHE_MESSAGES) break;
+      if (this.cachedMessages <= this.cacheLimit) break;
       this.chunkCache.delete(chunk);
       this.cachedMessages -= messages.length;
     }
