@@ -35,6 +35,7 @@ type Step =
   | { kind: "ack"; client: number; picks: number[] }
   | { kind: "release"; queue: number; consumer: number; picks: number[] | null }
   | { kind: "sweep" }
+  | { kind: "requeue"; picks: number[] }
   | { kind: "count"; client: number; event: number | null }
   | { kind: "tick"; ms: number }
   | { kind: "reopen" };
@@ -83,6 +84,13 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("sweep" as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant("requeue" as const),
+      picks: fc.array(fc.nat(), { maxLength: 3 }),
+    }),
+  },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -185,6 +193,12 @@ async function run(steps: Step[]) {
             ),
           );
           break;
+        case "requeue": {
+          const dead = (await memory.listDead(NS, 1000)).map((d) => d.messageId);
+          const chosen = s.picks.map((p) => dead[p % Math.max(1, dead.length)] ?? "none");
+          await both("requeue", async (store) => (await store.requeueDead(NS, chosen)).sort());
+          break;
+        }
         case "sweep":
           await both("sweep", (store) => store.sweep(now));
           break;

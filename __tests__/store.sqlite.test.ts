@@ -35,6 +35,21 @@ storeConformance("SqliteStore", async () => {
   };
 });
 
+/** The tables of schema version 2 (one row per queue entry), as an earlier build wrote them. */
+const V2_SCHEMA = `
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE queues (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, UNIQUE (ns, name));
+      CREATE TABLE bodies (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, event TEXT NOT NULL, payload TEXT, published_at INTEGER NOT NULL, sender TEXT, refs INTEGER NOT NULL);
+      CREATE INDEX bodies_message_id ON bodies (message_id);
+      CREATE TABLE entries (seq INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0, expires_at INTEGER);
+      CREATE INDEX entries_queue ON entries (queue_id);
+      CREATE TABLE dead (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL, reason TEXT NOT NULL, dead_at INTEGER NOT NULL);
+      CREATE INDEX dead_body ON dead (body);
+      CREATE TABLE events (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, event TEXT NOT NULL, UNIQUE (ns, event));
+      CREATE TABLE subs (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL, client_id TEXT NOT NULL, grp TEXT, UNIQUE (event_id, client_id));
+      CREATE TABLE dedup (ns TEXT NOT NULL, key TEXT NOT NULL, ids TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+`;
+
 describe("SqliteStore specifics", () => {
   let dir: string;
   let file: string;
@@ -348,23 +363,48 @@ describe("SqliteStore specifics", () => {
     expect(late.messages).toHaveLength(130);
   });
 
+  it("after migrating a version 2 file, acks without a hint find entries that were out of id order", async () => {
+    await store.close();
+    const old = join(dir, "v2-order.db");
+    const Database = (await import("better-sqlite3")).default;
+    const db2 = new Database(old);
+    db2.exec(V2_SCHEMA);
+    // In queue order: 5000, 9001..9010, then requeued dead letters with older ids 1 and 5002.
+    const ids = [5000, ...Array.from({ length: 10 }, (_, i) => 9001 + i), 1, 5002].map(
+      (n) => `0190-${String(n).padStart(6, "0")}`,
+    );
+    ids.forEach((id, i) => {
+      db2.prepare("INSERT INTO bodies VALUES (?, ?, 'x', '1', 1, 'p', 1)").run(i + 1, id);
+      db2.prepare("INSERT INTO entries VALUES (?, 1, ?, 0, NULL, 0, NULL)").run(i + 1, i + 1);
+    });
+    db2.prepare("INSERT INTO queues VALUES (1, '/', 'c:a', ?)").run(ids.length);
+    db2.pragma("user_version = 2");
+    db2.close();
+    store = SqliteStore.open({ file: old, sync: "normal" });
+    expect(column("SELECT ordered FROM segments ORDER BY id")).toEqual([1, 0, 0]);
+    expect(await store.ack("/", "a", ["0190-005000", "0190-005002", "0190-009005", "0190-000001"])).toEqual([
+      "0190-005000",
+      "0190-005002",
+      "0190-009005",
+      "0190-000001",
+    ]);
+    expect(await store.ack("/", "a", ["0190-005001", "0190-009011", "0190-000000"])).toEqual([]);
+    expect(await store.pending("/", "a", 1)).toBe(ids.length - 4);
+    const order = await claimAll("a");
+    expect(order.messages.map((m) => m.messageId)).toEqual(
+      ids.filter((id) => !/5000|5002|9005|000001/.test(id)),
+    );
+    await store.close();
+    store = SqliteStore.open({ file, sync: "full" });
+  });
+
   it("migrates a version 2 file: entries become segments with their leases, dead letters keep their message", async () => {
     await store.close();
     const old = join(dir, "v2.db");
     const Database = (await import("better-sqlite3")).default;
     const db2 = new Database(old);
     db2.exec(`
-      CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
-      CREATE TABLE queues (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, UNIQUE (ns, name));
-      CREATE TABLE bodies (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, event TEXT NOT NULL, payload TEXT, published_at INTEGER NOT NULL, sender TEXT, refs INTEGER NOT NULL);
-      CREATE INDEX bodies_message_id ON bodies (message_id);
-      CREATE TABLE entries (seq INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until INTEGER NOT NULL DEFAULT 0, expires_at INTEGER);
-      CREATE INDEX entries_queue ON entries (queue_id);
-      CREATE TABLE dead (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, body INTEGER NOT NULL, deliveries INTEGER NOT NULL, reason TEXT NOT NULL, dead_at INTEGER NOT NULL);
-      CREATE INDEX dead_body ON dead (body);
-      CREATE TABLE events (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, event TEXT NOT NULL, UNIQUE (ns, event));
-      CREATE TABLE subs (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL, client_id TEXT NOT NULL, grp TEXT, UNIQUE (event_id, client_id));
-      CREATE TABLE dedup (ns TEXT NOT NULL, key TEXT NOT NULL, ids TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+      ${V2_SCHEMA}
       INSERT INTO queues VALUES (1, '/', 'c:a', 3);
       INSERT INTO bodies VALUES (1, '0190-000001', 'x', '{"i":1}', 1, 'p', 1), (2, '0190-000002', 'x', NULL, 1, NULL, 1),
         (3, '0190-000003', 'y', '[3]', 1, 'p', 1), (4, '0190-000004', 'x', '"dead"', 1, 'p', 1);
@@ -512,6 +552,8 @@ describe("SqliteStore specifics", () => {
     const plans = () => ({
       page: plan(SQL.segmentPage),
       byId: plan(SQL.segmentsById),
+      byIdUnordered: plan(SQL.segmentsByIdUnordered),
+      highest: plan(SQL.segmentsHighest),
       leased: plan(SQL.segmentsLeased),
       expired: plan(SQL.segmentsExpired),
     });
@@ -520,7 +562,9 @@ describe("SqliteStore specifics", () => {
     for (const p of [before, plans()]) {
       expect(p.page).toMatch(/segments_queue \(queue_id=\? AND rowid>\?\)/);
       expect(p.page).not.toMatch(/TEMP B-TREE/);
-      expect(p.byId).toMatch(/segments_ids \(queue_id=\? AND last_id>\?\)/);
+      expect(p.byId).toMatch(/segments_ids \(queue_id=\? AND ordered=\? AND last_id>\?\)/);
+      expect(p.byIdUnordered).toMatch(/segments_ids \(queue_id=\? AND ordered=\? AND last_id>\?\)/);
+      expect(p.highest).toMatch(/segments_ids/);
       expect(p.leased).toMatch(/segments_leased/);
       expect(p.expired).toMatch(/segments_expiry/);
     }

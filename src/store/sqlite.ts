@@ -78,6 +78,8 @@ const HINTS_MAX = 200_000;
  * once in the segment cache (a cached segment keeps its chunk's messages alive). About 300 B each.
  */
 const CACHE_MESSAGES = 50_000;
+/** Weight of a cached segment or chunk beyond its messages (the objects around them). */
+const CACHE_OVERHEAD = 8;
 /** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
 const CHUNK_MAX = 128;
 
@@ -91,11 +93,12 @@ CREATE TABLE segments (
   members TEXT,
   leased INTEGER NOT NULL DEFAULT 0,
   expires_at INTEGER,
+  ordered INTEGER NOT NULL,
   first_id TEXT NOT NULL,
   last_id TEXT NOT NULL
 );
 CREATE INDEX segments_queue ON segments (queue_id);
-CREATE INDEX segments_ids ON segments (queue_id, last_id, first_id);
+CREATE INDEX segments_ids ON segments (queue_id, ordered, last_id, first_id);
 CREATE INDEX segments_leased ON segments (queue_id) WHERE leased > 0;
 CREATE INDEX segments_expiry ON segments (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE dead (
@@ -184,7 +187,9 @@ export const SQL = {
   // Dropping a reference: delete the chunk when it was the last, else count it down.
   chunkFree: "DELETE FROM chunks WHERE id = ? AND refs <= 1",
   chunkUnref: "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
-  segmentAdd: `INSERT INTO segments (queue_id, chunk, expires_at, first_id, last_id) VALUES (?, ?, ?, ?, ?)`,
+  segmentAdd: `INSERT INTO segments (queue_id, chunk, expires_at, ordered, first_id, last_id)
+    VALUES (?, ?, ?, ?, ?, ?)`,
+  segmentsHighest: "SELECT max(last_id) FROM segments WHERE queue_id = ? AND ordered = 1",
   segmentGet: "SELECT queue_id AS queueId, chunk, members FROM segments WHERE id = ?",
   segmentSet: "UPDATE segments SET members = ?, leased = ?, expires_at = ? WHERE id = ?",
   segmentDel: "DELETE FROM segments WHERE id = ?",
@@ -194,10 +199,14 @@ export const SQL = {
     "SELECT id FROM segments INDEXED BY segments_queue WHERE queue_id = ? AND id > ? ORDER BY id LIMIT 16",
   segmentsOf: "SELECT id FROM segments INDEXED BY segments_queue WHERE queue_id = ? ORDER BY id",
   segmentsLeased: "SELECT id FROM segments WHERE queue_id = ? AND leased > 0 ORDER BY id",
-  // The segments whose id bounds hold a message id, narrowest first (ranges of one process's
-  // publishes do not overlap; requeued dead letters sit in segments of their own).
-  segmentsById: `SELECT id FROM segments WHERE queue_id = ? AND last_id >= ? AND first_id <= ?
-    ORDER BY last_id LIMIT 8`,
+  // Segments whose id range may hold a message id. Ordered segments (ids above every earlier
+  // segment's: nearly all) have rising, disjoint ranges, so the first ending at or after the id
+  // decides (one more is read in case a clock stepped back); the others (requeued dead letters,
+  // ids from a clock that stepped back) are few and read whole.
+  segmentsById: `SELECT id, first_id AS firstId FROM segments
+    WHERE queue_id = ? AND ordered = 1 AND last_id >= ? ORDER BY last_id LIMIT 2`,
+  segmentsByIdUnordered: `SELECT id FROM segments
+    WHERE queue_id = ? AND ordered = 0 AND last_id >= ? AND first_id <= ?`,
   segmentsExpired: "SELECT id FROM segments WHERE expires_at IS NOT NULL AND expires_at <= ?",
   sweepDedup: "DELETE FROM dedup WHERE expires_at <= ?",
 
@@ -351,8 +360,10 @@ export class SqliteStore implements QueueStore {
   private cachedMessages = 0;
   /** segments.id → its members, as the file holds them once the running operation is written. */
   private readonly segmentCache = new Map<number, Segment>();
-  /** Messages of the cached segments (their size when cached). */
+  /** Messages of the cached segments (their size when cached, plus CACHE_OVERHEAD each). */
   private cachedMembers = 0;
+  /** queues.id → the highest message id of its ordered segments (see SQL.segmentsById). */
+  private readonly highest = new Map<number, string>();
   /** Segments the running operation changed: written (or deleted) before its RELEASE. */
   private readonly dirty = new Set<Segment>();
 
@@ -376,7 +387,8 @@ export class SqliteStore implements QueueStore {
       "segmentPage",
       "segmentsOf",
       "segmentsLeased",
-      "segmentsById",
+      "segmentsByIdUnordered",
+      "segmentsHighest",
       "segmentsExpired",
     ] as const)
       this.s[name].pluck();
@@ -856,6 +868,7 @@ export class SqliteStore implements QueueStore {
           size--;
           dropped++;
         }
+        this.keepBounded();
         if (size <= max) break;
       }
     }
@@ -922,6 +935,8 @@ export class SqliteStore implements QueueStore {
         }
         if (left) open = true;
         else if (!open) leasedUpTo = id;
+        // A long run of expired or dead-lettered members must not fill memory.
+        this.keepBounded();
         if (result.messages.length >= req.limit) break;
       }
       if (ids.length === 0 || result.messages.length >= req.limit) break;
@@ -948,7 +963,12 @@ export class SqliteStore implements QueueStore {
       if (m[0] < low) low = m[0];
       if (m[0] > high) high = m[0];
     }
-    const id = Number(this.s.segmentAdd.run(queueId, chunk, expiresAt, low, high).lastInsertRowid);
+    const highest = this.highest.get(queueId) ?? (this.s.segmentsHighest.get(queueId) as string | null) ?? "";
+    const ordered = low > highest;
+    if (ordered) this.highest.set(queueId, high);
+    const id = Number(
+      this.s.segmentAdd.run(queueId, chunk, expiresAt, ordered ? 1 : 0, low, high).lastInsertRowid,
+    );
     const segment: Segment = { id, queueId, chunk, messages: stored, members: freshMembers(stored.length) };
     this.cacheSegment(segment);
     return segment;
@@ -982,16 +1002,16 @@ export class SqliteStore implements QueueStore {
 
   private cacheSegment(segment: Segment) {
     this.segmentCache.set(segment.id, segment);
-    this.cachedMembers += segment.messages.length;
+    this.cachedMembers += segment.messages.length + CACHE_OVERHEAD;
   }
 
   private uncacheSegment(segment: Segment) {
-    if (this.segmentCache.delete(segment.id)) this.cachedMembers -= segment.messages.length;
+    if (this.segmentCache.delete(segment.id)) this.cachedMembers -= segment.messages.length + CACHE_OVERHEAD;
   }
 
   private cacheChunk(chunk: number, messages: Stored[]) {
     this.chunkCache.set(chunk, messages);
-    this.cachedMessages += messages.length;
+    this.cachedMessages += messages.length + CACHE_OVERHEAD;
   }
 
   /** The member holding a message id in a queue: by the claim's hint, else by the id bounds. */
@@ -1001,8 +1021,13 @@ export class SqliteStore implements QueueStore {
       const found = this.findIn(hinted, queueId, messageId);
       if (found) return found;
     }
-    for (const id of this.s.segmentsById.all(queueId, messageId, messageId) as number[]) {
-      const found = id === hinted ? undefined : this.findIn(id, queueId, messageId);
+    const ordered = this.s.segmentsById.all(queueId, messageId) as { id: number; firstId: string }[];
+    const candidates = [
+      ...ordered.filter((row) => row.firstId <= messageId).map((row) => row.id),
+      ...(this.s.segmentsByIdUnordered.all(queueId, messageId, messageId) as number[]),
+    ].filter((id) => id !== hinted);
+    for (const id of candidates) {
+      const found = this.findIn(id, queueId, messageId);
       if (found) return found;
     }
     return undefined;
@@ -1072,7 +1097,7 @@ export class SqliteStore implements QueueStore {
           const messages = this.chunkCache.get(segment.chunk);
           if (messages) {
             this.chunkCache.delete(segment.chunk);
-            this.cachedMessages -= messages.length;
+            this.cachedMessages -= messages.length + CACHE_OVERHEAD;
           }
         } else {
           this.s.chunkUnref.run(segment.chunk);
@@ -1100,13 +1125,14 @@ export class SqliteStore implements QueueStore {
     for (const [chunk, messages] of this.chunkCache) {
       if (this.cachedMessages <= this.cacheLimit) break;
       this.chunkCache.delete(chunk);
-      this.cachedMessages -= messages.length;
+      this.cachedMessages -= messages.length + CACHE_OVERHEAD;
     }
   }
 
   /** Forgets every cache that may hold what a rollback undid. */
   private forget() {
     this.queueIds.clear();
+    this.highest.clear();
     this.cursors.clear();
     this.dirty.clear();
     this.segmentCache.clear();
@@ -1273,44 +1299,62 @@ function migrateFrom2(db: Database.Database) {
       until: number;
       expiresAt: number | null;
     };
+    const addSegment = (queueId: number, rows: Row[], ordered = true) => {
+      if (rows.length === 0) return;
+      const texts = rows.map((r) =>
+        storedText({ ...r, payload: null, from: r.sender, payloadJson: r.payload ?? "null" }),
+      );
+      const chunk = chunkAdd.run(`[${texts.join(",")}]`, 1).lastInsertRowid;
+      const ids = rows.map((r) => r.messageId).sort();
+      const expiries = rows.flatMap((r) => (r.expiresAt === null ? [] : [r.expiresAt]));
+      const expiresAt = expiries.length ? Math.min(...expiries) : null;
+      const segment = segmentAdd.run(
+        queueId,
+        chunk,
+        expiresAt,
+        ordered ? 1 : 0,
+        ids[0],
+        ids[ids.length - 1],
+      ).lastInsertRowid;
+      const members = rows.map((r, i) => ({
+        i,
+        deliveries: r.deliveries,
+        owner: r.owner,
+        until: r.owner === null ? 0 : r.until,
+      }));
+      segmentSet.run(
+        encodeMembers(members),
+        members.filter((m) => m.owner !== null).length,
+        expiresAt,
+        segment,
+      );
+    };
     for (const queueId of db.prepare("SELECT id FROM queues").pluck().all() as number[]) {
+      // Ordered segments of a queue hold rising, disjoint id ranges (acks find them by range): an
+      // entry whose id is not above every earlier one (a requeued dead letter) gets one of its own.
       let after = Number.MIN_SAFE_INTEGER;
+      let highest = "";
+      let run: Row[] = [];
       for (;;) {
         const rows = page.all(queueId, after) as Row[];
         if (rows.length === 0) break;
         after = (rows[rows.length - 1] as Row).seq;
-        const texts = rows.map((r) =>
-          storedText({
-            ...r,
-            payload: parsePayload(r.payload),
-            from: r.sender,
-            payloadJson: r.payload ?? "null",
-          }),
-        );
-        const chunk = chunkAdd.run(`[${texts.join(",")}]`, 1).lastInsertRowid;
-        const ids = rows.map((r) => r.messageId).sort();
-        const expiries = rows.flatMap((r) => (r.expiresAt === null ? [] : [r.expiresAt]));
-        const expiresAt = expiries.length ? Math.min(...expiries) : null;
-        const segment = segmentAdd.run(
-          queueId,
-          chunk,
-          expiresAt,
-          ids[0],
-          ids[ids.length - 1],
-        ).lastInsertRowid;
-        const members = rows.map((r, i) => ({
-          i,
-          deliveries: r.deliveries,
-          owner: r.owner,
-          until: r.owner === null ? 0 : r.until,
-        }));
-        segmentSet.run(
-          encodeMembers(members),
-          members.filter((m) => m.owner !== null).length,
-          expiresAt,
-          segment,
-        );
+        for (const row of rows) {
+          if (row.messageId > highest) {
+            if (run.length >= PAGE) {
+              addSegment(queueId, run);
+              run = [];
+            }
+            run.push(row);
+            highest = row.messageId;
+          } else {
+            addSegment(queueId, run);
+            addSegment(queueId, [row], false);
+            run = [];
+          }
+        }
       }
+      addSegment(queueId, run);
     }
     db.exec(`INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason, dead_at)
       SELECT d.queue_id, b.message_id, b.event, b.payload, b.published_at, b.sender, d.deliveries, d.reason, d.dead_at
