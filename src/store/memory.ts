@@ -95,7 +95,8 @@ export class MemoryStore implements QueueStore {
       for (const queue of targets[i] ?? []) {
         const entries = this.queueOf(req.ns, queue, true);
         entries.set(message.messageId, { message, deliveries: 0, leaseOwner: null, leaseUntil: 0 });
-        if (req.maxQueueLength > 0 && entries.size > req.maxQueueLength) {
+        // A while, not an if: a queue pushed past the limit by requeued dead letters is cut back too.
+        while (req.maxQueueLength > 0 && entries.size > req.maxQueueLength) {
           const [oldestId, oldest] = entries.entries().next().value as [string, Entry];
           entries.delete(oldestId);
           this.toDead(req.ns, queue, oldest, "overflow", req.now);
