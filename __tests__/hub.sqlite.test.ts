@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../src/store/sqlite.js";
-import { startHub } from "./support/hub.js";
+import { settle, startHub } from "./support/hub.js";
 import { deliverySemantics } from "./support/semantics.js";
 
 const dir = mkdtempSync(join(tmpdir(), "queuehub-hub-"));
@@ -49,3 +49,27 @@ test("a big backlog streams within the window while other clients keep being ser
     await ctx.close();
   }
 }, 30_000);
+
+test("a long run of expired messages is cleared in short steps, and what follows it is delivered", async () => {
+  const store = SqliteStore.open({ file: join(dir, "expired.db"), sync: "normal" });
+  const ctx = await startHub({}, store);
+  try {
+    const pub = await ctx.client("/", { clientId: "pub" });
+    const sub = await ctx.client("/", { clientId: "sub" });
+    await sub.request("subscribe", { event: "e" });
+    sub.close();
+    // 2,500 messages that expire at once (more than one claim removes), then one that does not.
+    const batch = Array.from({ length: 100 }, (_, i) => ({ event: "e", payload: i, ttl: 30 }));
+    for (let i = 0; i < 25; i++) expect(await pub.request("publish", batch)).toMatchObject({ ok: true });
+    expect(await pub.request("publish", { event: "e", payload: "fresh" })).toMatchObject({ ok: true });
+    await settle(60);
+    const commits = store.commits;
+    const back = await ctx.client("/", { clientId: "sub" });
+    await back.received(1);
+    expect(back.payloads()).toEqual(["fresh"]);
+    // The expired ones went in several claims, each its own short operation.
+    expect(store.commits - commits).toBeGreaterThan(2);
+  } finally {
+    await ctx.close();
+  }
+});

@@ -291,6 +291,21 @@ describe("SqliteStore specifics", () => {
     expect(count("segments")).toBe(0);
   });
 
+  it("a claim removes at most 2,000 expired entries, then says there is more", async () => {
+    const expiring = Array.from({ length: 2500 }, (_, i) => message(i, { expiresAt: 5 }));
+    for (let i = 0; i < 2500; i += 100)
+      await store.enqueue({ ...req(0), messages: expiring.slice(i, i + 100) });
+    await store.enqueue(req(9999));
+    const first = await claimAll("a", 10);
+    expect([first.messages.length, first.expired, first.more]).toEqual([0, 2000, true]);
+    const second = await claimAll("a", 10);
+    expect([second.messages.map((m) => m.messageId), second.expired, second.more]).toEqual([
+      ["0190-009999"],
+      500,
+      undefined,
+    ]);
+  });
+
   it("acks in a group queue: only the lease holder's ack removes the entry", async () => {
     for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], "g");
     await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });

@@ -79,6 +79,13 @@ class Connection {
 
 const key = (ns: string, name: string) => `${ns}\u0000${name}`;
 
+/** What one claim did for a connection: messages sent, and whether the store stopped early. */
+interface Claimed {
+  sent: number;
+  more: boolean;
+}
+const NONE_SENT: Claimed = { sent: 0, more: false };
+
 export class QueueCore {
   readonly metrics = new QueueMetrics();
   peers: Peers | null = null;
@@ -309,7 +316,7 @@ export class QueueCore {
         const free = this.free(conn);
         if (free <= 0 || !conn.active) break;
         const got = await this.claimFor(conn, clientQueue(conn.consumer.clientId), free);
-        if (got === free) conn.again = true;
+        if (got.sent === free || got.more) conn.again = true;
       } while (conn.again && conn.active);
     } catch (err) {
       // The store refused (e.g. outage): the ticker pumps again later.
@@ -349,10 +356,11 @@ export class QueueCore {
           // One round's claims go out together, so a group-committing store writes them in one commit.
           const got = await Promise.all(
             turn.map((member, i) =>
-              (limits[i] ?? 0) > 0 ? this.claimFor(member, queue, limits[i] ?? 0) : 0,
+              (limits[i] ?? 0) > 0 ? this.claimFor(member, queue, limits[i] ?? 0) : NONE_SENT,
             ),
           );
-          if (got.some((n, i) => n < (limits[i] ?? 0))) break;
+          if (got.some((r) => r.more)) continue;
+          if (got.some((r, i) => r.sent < (limits[i] ?? 0))) break;
           if (++fullRounds % 2 === 0) share = Math.min(share * 2, this.limits.prefetch);
         }
       } while (state.again);
@@ -369,8 +377,8 @@ export class QueueCore {
     return this.limits.prefetch - conn.inflight.size - conn.claiming;
   }
 
-  /** Leases up to `limit` entries of a queue to a connection and sends them. Returns how many. */
-  private async claimFor(conn: Connection, queue: QueueName, limit: number): Promise<number> {
+  /** Leases up to `limit` entries of a queue to a connection and sends them. Returns how many, and whether the store has more to look at. */
+  private async claimFor(conn: Connection, queue: QueueName, limit: number): Promise<Claimed> {
     const { ns, clientId } = conn.consumer;
     const now = Date.now();
     conn.claiming += limit;
@@ -390,7 +398,8 @@ export class QueueCore {
     }
     this.countClaim(ns, queue, claimed.expired, claimed.deadLettered);
     const { messages } = claimed;
-    if (messages.length === 0) return 0;
+    const more = claimed.more === true;
+    if (messages.length === 0) return { sent: 0, more };
     if (!conn.active) {
       // Taken over while claiming: hand the leases back at once.
       await this.store.release(
@@ -400,7 +409,7 @@ export class QueueCore {
         messages.map((m) => m.messageId),
       );
       this.wakeLocal(ns, [queue]);
-      return 0;
+      return NONE_SENT;
     }
     const deadline = now + this.limits.ackTimeoutMs;
     for (const m of messages) {
@@ -410,7 +419,7 @@ export class QueueCore {
     }
     this.metrics.delivered += messages.length;
     conn.consumer.send(messages);
-    return messages.length;
+    return { sent: messages.length, more };
   }
 
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {

@@ -80,6 +80,8 @@ const HINTS_MAX = 200_000;
 const CACHE_MESSAGES = 50_000;
 /** Weight of a cached segment or chunk beyond its messages (the objects around them). */
 const CACHE_OVERHEAD = 8;
+/** Expired or dead-lettered entries one claim removes at most, so that no operation runs long. */
+const CLAIM_REMOVALS_MAX = 2_000;
 /** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
 const CHUNK_MAX = 128;
 
@@ -890,6 +892,9 @@ export class SqliteStore implements QueueStore {
     // Every member of the segments up to `leasedUpTo` is leased (or gone) once this claim is done.
     let leasedUpTo = after;
     let open = false;
+    // Stop at the limit, or after removing CLAIM_REMOVALS_MAX entries (the caller claims again).
+    const removedEnough = () => result.expired + result.deadLettered >= CLAIM_REMOVALS_MAX;
+    const full = () => result.messages.length >= req.limit || removedEnough();
     for (;;) {
       const ids = this.s.segmentPage.all(queueId, after) as number[];
       for (const id of ids) {
@@ -904,7 +909,7 @@ export class SqliteStore implements QueueStore {
             continue;
           }
           const m = segment.messages[member.i] as Stored;
-          if ((event !== undefined && m[1] !== event) || result.messages.length >= req.limit) {
+          if ((event !== undefined && m[1] !== event) || full()) {
             left = true;
             continue;
           }
@@ -937,10 +942,11 @@ export class SqliteStore implements QueueStore {
         else if (!open) leasedUpTo = id;
         // A long run of expired or dead-lettered members must not fill memory.
         this.keepBounded();
-        if (result.messages.length >= req.limit) break;
+        if (full()) break;
       }
-      if (ids.length === 0 || result.messages.length >= req.limit) break;
+      if (ids.length === 0 || full()) break;
     }
+    if (removedEnough()) result.more = true;
     if (result.messages.length > 0) firstExpiry = Math.min(firstExpiry, until);
     if (tracked) this.cursors.set(queueId, { after: leasedUpTo, until: firstExpiry });
     return result;

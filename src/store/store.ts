@@ -75,6 +75,11 @@ export interface ClaimResult {
   deadLettered: number;
   /** Entries removed because their TTL passed. */
   expired: number;
+  /**
+   * The store stopped early, after removing many expired or dead-lettered entries, to keep one
+   * operation short: claim again for the rest.
+   */
+  more?: boolean;
 }
 
 export interface DeadLetter extends Message {
