@@ -306,6 +306,17 @@ describe("SqliteStore specifics", () => {
     ]);
   });
 
+  it("sweep works in steps of 500 segments, each its own commit, until nothing expired is left", async () => {
+    for (let i = 0; i < 1200; i++)
+      await store.enqueue({ ...req(i), messages: [message(i, { expiresAt: 5 })] });
+    await store.enqueue(req(5000));
+    const before = store.commits;
+    expect(await store.sweep(10)).toBe(1200);
+    expect(store.commits - before).toBe(3);
+    expect(await store.pending("/", "a", 10)).toBe(1);
+    expect(count("chunks")).toBe(1);
+  });
+
   it("acks in a group queue: only the lease holder's ack removes the entry", async () => {
     for (const c of ["a", "b"]) await store.subscribe("/", c, ["x"], "g");
     await store.enqueue({ ...req(1), messages: [message(1, { to: undefined })] });

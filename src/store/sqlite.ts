@@ -80,6 +80,8 @@ const HINTS_MAX = 200_000;
 const CACHE_MESSAGES = 50_000;
 /** Weight of a cached segment or chunk beyond its messages (the objects around them). */
 const CACHE_OVERHEAD = 8;
+/** Segments one step of a sweep reads at most. */
+const SWEEP_SEGMENTS = 500;
 /** Expired or dead-lettered entries one claim removes at most, so that no operation runs long. */
 const CLAIM_REMOVALS_MAX = 2_000;
 /** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
@@ -209,7 +211,8 @@ export const SQL = {
     WHERE queue_id = ? AND ordered = 1 AND last_id >= ? ORDER BY last_id LIMIT 2`,
   segmentsByIdUnordered: `SELECT id FROM segments
     WHERE queue_id = ? AND ordered = 0 AND last_id >= ? AND first_id <= ?`,
-  segmentsExpired: "SELECT id FROM segments WHERE expires_at IS NOT NULL AND expires_at <= ?",
+  segmentsExpired: `SELECT id FROM segments WHERE expires_at IS NOT NULL AND expires_at <= ?
+    LIMIT ${SWEEP_SEGMENTS}`,
   sweepDedup: "DELETE FROM dedup WHERE expires_at <= ?",
 
   deadAdd: `INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason, dead_at)
@@ -503,25 +506,33 @@ export class SqliteStore implements QueueStore {
     });
   }
 
-  sweep(now: number): Promise<number> {
-    return this.write(() => {
-      let removed = 0;
-      for (const id of this.s.segmentsExpired.all(now) as number[]) {
-        const segment = this.segment(id) as Segment;
-        for (const member of [...segment.members]) {
-          const expiresAt = (segment.messages[member.i] as Stored)[5];
-          if (expiresAt !== null && expiresAt <= now) {
-            this.removeMember(segment, member);
-            removed++;
+  /** In steps of SWEEP_SEGMENTS segments, each its own write, so that no operation runs long. */
+  async sweep(now: number): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const step = await this.write(() => {
+        const ids = this.s.segmentsExpired.all(now) as number[];
+        let n = 0;
+        for (const id of ids) {
+          const segment = this.segment(id) as Segment;
+          for (const member of [...segment.members]) {
+            const expiresAt = (segment.messages[member.i] as Stored)[5];
+            if (expiresAt !== null && expiresAt <= now) {
+              this.removeMember(segment, member);
+              n++;
+            }
           }
+          // Rewritten even when nothing expired, so that expires_at moves on.
+          this.dirty.add(segment);
+          this.keepBounded();
         }
-        // Rewritten even when nothing expired, so that expires_at moves on.
-        this.dirty.add(segment);
-        this.keepBounded();
-      }
-      this.s.sweepDedup.run(now);
-      return removed;
-    });
+        const done = ids.length < SWEEP_SEGMENTS;
+        if (done) this.s.sweepDedup.run(now);
+        return { n, done };
+      });
+      removed += step.n;
+      if (step.done) return removed;
+    }
   }
 
   requeueDead(ns: string, messageIds: string[]): Promise<QueueName[]> {
