@@ -668,6 +668,19 @@ describe("SqliteStore durability", () => {
 });
 
 describe("SqliteStore.open refuses files it cannot use", () => {
+  it("a file another store has open: one writer per file, the second is refused at once", async () => {
+    const file = join(tempDir(), "taken.db");
+    const first = SqliteStore.open({ file, sync: "normal" });
+    const t = performance.now();
+    expect(() => SqliteStore.open({ file, sync: "normal" })).toThrow(
+      /taken\.db: is locked by another process/,
+    );
+    expect(performance.now() - t).toBeLessThan(2000);
+    await first.close();
+    const again = SqliteStore.open({ file, sync: "normal" });
+    await again.close();
+  });
+
   it("a file of random bytes: throws naming the file, and leaves it untouched", () => {
     const file = join(tempDir(), "random.db");
     const bytes = randomFillSync(Buffer.alloc(16384));

@@ -303,7 +303,8 @@ export class SqliteStore implements QueueStore {
     }
     let db: Database.Database;
     try {
-      db = new Database(file, { timeout: 5000 });
+      // One process per file (see prepareDatabase): no lock is worth waiting long for.
+      db = new Database(file, { timeout: 250 });
     } catch (err) {
       throw fail(
         `cannot open it (${describe(err)}); set HUB_DB to a writable file path (not a folder) in a writable folder`,
@@ -1220,6 +1221,9 @@ export class SqliteStore implements QueueStore {
 class SetupError extends Error {}
 
 function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean) {
+  // The caches hold the queues' state between operations, so no other process may write the file:
+  // the first write takes a lock that a second hub (or anything else) cannot get until we close.
+  db.pragma("locking_mode = EXCLUSIVE");
   // Reading the journal mode reads page 1: a file that is not a database fails here.
   const mode = db.pragma("journal_mode = WAL", { simple: true });
   if (!memory && mode !== "wal") {
