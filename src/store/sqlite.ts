@@ -548,18 +548,17 @@ export class SqliteStore implements QueueStore {
       })[];
       for (const row of rows) {
         // Back at the tail in a segment of its own, deliveries reset and no TTL.
-        const text = storedText({
+        const message = {
           messageId: row.messageId,
           event: row.event,
-          payload: parsePayload(row.payload),
+          payload: row.payload === null ? null : JSON.parse(row.payload),
+          payloadJson: row.payload ?? "null",
           publishedAt: row.publishedAt,
           from: row.sender,
           expiresAt: null,
-        });
-        const chunk = this.addChunk([text], 1);
-        const stored = [JSON.parse(text) as Stored];
-        this.cacheChunk(chunk, stored);
-        this.addSegment(row.queueId, chunk, stored);
+        };
+        const stored = [toStored(message)];
+        this.addSegment(row.queueId, this.addChunk([storedText(message)], stored, 1), stored);
         this.grow(row.queueId, 1);
         this.s.deadDel.run(row.id);
         queues.add(row.queue);
@@ -829,9 +828,9 @@ export class SqliteStore implements QueueStore {
         const stored = picked.map((i) => toStored(req.messages[i] as NewMessage));
         const chunk = this.addChunk(
           picked.map((i) => texts[i] as string),
+          stored,
           queueIds.length,
         );
-        this.cacheChunk(chunk, stored);
         for (const queueId of queueIds) this.addSegment(queueId, chunk, stored);
       }
     }
@@ -967,17 +966,17 @@ export class SqliteStore implements QueueStore {
 
   // ---- segments ---------------------------------------------------------------------------------
 
-  private addChunk(texts: string[], refs: number): number {
-    return Number(this.s.chunkAdd.run(`[${texts.join(",")}]`, refs).lastInsertRowid);
+  /** Stores a chunk (its messages' JSON texts) and caches its parsed messages. Returns its id. */
+  private addChunk(texts: string[], stored: Stored[], refs: number): number {
+    const chunk = Number(this.s.chunkAdd.run(`[${texts.join(",")}]`, refs).lastInsertRowid);
+    this.cacheChunk(chunk, stored);
+    return chunk;
   }
 
   private addSegment(queueId: number, chunk: number, stored: Stored[]): Segment {
-    let expiresAt: number | null = null;
-    for (const m of stored) if (m[5] !== null && (expiresAt === null || m[5] < expiresAt)) expiresAt = m[5];
-    const first = stored[0] as Stored;
-    const last = stored[stored.length - 1] as Stored;
-    let low = first[0];
-    let high = last[0];
+    const expiresAt = soonest(stored.map((m) => m[5]));
+    let low = (stored[0] as Stored)[0];
+    let high = low;
     for (const m of stored) {
       if (m[0] < low) low = m[0];
       if (m[0] > high) high = m[0];
@@ -1031,6 +1030,13 @@ export class SqliteStore implements QueueStore {
   private cacheChunk(chunk: number, messages: Stored[]) {
     this.chunkCache.set(chunk, messages);
     this.cachedMessages += messages.length + CACHE_OVERHEAD;
+  }
+
+  private uncacheChunk(chunk: number) {
+    const messages = this.chunkCache.get(chunk);
+    if (messages === undefined) return;
+    this.chunkCache.delete(chunk);
+    this.cachedMessages -= messages.length + CACHE_OVERHEAD;
   }
 
   /** The member holding a message id in a queue: by the claim's hint, else by the id bounds. */
@@ -1113,23 +1119,15 @@ export class SqliteStore implements QueueStore {
         this.s.segmentDel.run(segment.id);
         this.uncacheSegment(segment);
         if (this.s.chunkFree.run(segment.chunk).changes > 0) {
-          const messages = this.chunkCache.get(segment.chunk);
-          if (messages) {
-            this.chunkCache.delete(segment.chunk);
-            this.cachedMessages -= messages.length + CACHE_OVERHEAD;
-          }
+          this.uncacheChunk(segment.chunk);
         } else {
           this.s.chunkUnref.run(segment.chunk);
         }
         continue;
       }
       let leased = 0;
-      let expiresAt: number | null = null;
-      for (const member of segment.members) {
-        if (member.owner !== null) leased++;
-        const expiry = (segment.messages[member.i] as Stored)[5];
-        if (expiry !== null && (expiresAt === null || expiry < expiresAt)) expiresAt = expiry;
-      }
+      for (const member of segment.members) if (member.owner !== null) leased++;
+      const expiresAt = soonest(segment.members.map((member) => (segment.messages[member.i] as Stored)[5]));
       this.s.segmentSet.run(encodeMembers(segment.members), leased, expiresAt, segment.id);
     }
     this.dirty.clear();
@@ -1141,10 +1139,9 @@ export class SqliteStore implements QueueStore {
       if (this.cachedMembers <= this.cacheLimit) break;
       this.uncacheSegment(segment);
     }
-    for (const [chunk, messages] of this.chunkCache) {
+    for (const chunk of this.chunkCache.keys()) {
       if (this.cachedMessages <= this.cacheLimit) break;
-      this.chunkCache.delete(chunk);
-      this.cachedMessages -= messages.length + CACHE_OVERHEAD;
+      this.uncacheChunk(chunk);
     }
   }
 
@@ -1328,8 +1325,7 @@ function migrateFrom2(db: Database.Database) {
       );
       const chunk = chunkAdd.run(`[${texts.join(",")}]`, 1).lastInsertRowid;
       const ids = rows.map((r) => r.messageId).sort();
-      const expiries = rows.flatMap((r) => (r.expiresAt === null ? [] : [r.expiresAt]));
-      const expiresAt = expiries.length ? Math.min(...expiries) : null;
+      const expiresAt = soonest(rows.map((r) => r.expiresAt));
       const segment = segmentAdd.run(
         queueId,
         chunk,
@@ -1384,6 +1380,13 @@ function migrateFrom2(db: Database.Database) {
     db.exec("DROP TABLE dead_v2; DROP TABLE entries; DROP TABLE bodies;");
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/** The earliest of some expiry times (null: never), or null when none is set. */
+function soonest(times: (number | null)[]): number | null {
+  let first: number | null = null;
+  for (const t of times) if (t !== null && (first === null || t < first)) first = t;
+  return first;
 }
 
 const hintKey = (queueId: number, messageId: string) => `${queueId}\u0000${messageId}`;
