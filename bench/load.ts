@@ -3,7 +3,7 @@
 // loop with them. Driven by bench/run.ts over the IPC channel: requests `{ id, method, params }`,
 // replies `{ type: "reply", id, ok, result | error }`, plus unsolicited `{ type: "progress" }`.
 
-import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { setTimeout as sleep, setImmediate as yieldToLoop } from "node:timers/promises";
 import { makePayload, now } from "./payload.js";
 import { Histogram, type HistogramJSON } from "./stats.js";
 import { loadSystem } from "./systems/index.js";
@@ -22,12 +22,21 @@ export interface SubscriberStats {
   firstAt: number;
   lastAt: number;
   latency: HistogramJSON;
+  /** Per phase of a sweep (seq ranges given to `subscribe`): latency and last arrival. */
+  phases: { latency: HistogramJSON; lastAt: number }[];
 }
 
 export interface PublishStats {
   published: number;
   firstAt: number;
   lastAckAt: number;
+}
+
+/** What to publish: `count` messages from sequence number `from`, paced at `rate` msg/s if given. */
+export interface PublishRequest {
+  from?: number;
+  count?: number;
+  rate?: number;
 }
 
 export interface IdleStats {
@@ -52,13 +61,17 @@ let plan: RunPlan | undefined;
 let subscribers: Closeable[] = [];
 let seen: Uint8Array[] = [];
 let latency = new Histogram();
+/** Sweep phases: the first seq after each phase, and each phase's latency and last arrival. */
+let phaseEnds: number[] = [];
+let phaseLatency: Histogram[] = [];
+let phaseLastAt: number[] = [];
 let received = 0;
 let unique = 0;
 let startedAt = 0;
 let firstAt = 0;
 let lastAt = 0;
 let expected = 0;
-let waiters: (() => void)[] = [];
+let waiters: { count: number; wake: () => void }[] = [];
 
 // Publisher and idle clients
 let publisher: Publisher | undefined;
@@ -72,6 +85,9 @@ function resetState(): void {
   subscribers = [];
   seen = [];
   latency = new Histogram();
+  phaseEnds = [];
+  phaseLatency = [];
+  phaseLastAt = [];
   received = unique = startedAt = firstAt = lastAt = expected = 0;
   waiters = [];
   publisher = undefined;
@@ -95,11 +111,24 @@ function onMessage(index: number, stamp: Stamp): void {
       marks[stamp.seq] = 1;
       unique++;
       latency.record(at - stamp.t);
+      if (phaseEnds.length) {
+        let phase = 0;
+        while (phase < phaseEnds.length - 1 && stamp.seq >= (phaseEnds[phase] ?? 0)) phase++;
+        phaseLatency[phase]?.record(at - stamp.t);
+        phaseLastAt[phase] = at;
+      }
     }
   }
-  if (unique >= expected && waiters.length > 0) {
-    for (const wake of waiters.splice(0)) wake();
+  if (waiters.length > 0) wakeWaiters();
+}
+
+function wakeWaiters(): void {
+  const still: typeof waiters = [];
+  for (const w of waiters) {
+    if (unique >= w.count) w.wake();
+    else still.push(w);
   }
+  waiters = still;
 }
 
 function subscriberStats(): SubscriberStats {
@@ -112,17 +141,20 @@ function subscriberStats(): SubscriberStats {
     firstAt,
     lastAt,
     latency: latency.toJSON(),
+    phases: phaseLatency.map((h, i) => ({ latency: h.toJSON(), lastAt: phaseLastAt[i] ?? 0 })),
   };
 }
 
-async function publishAll(pub: Publisher, p: RunPlan): Promise<PublishStats> {
-  const batchSize = Math.max(1, Math.min(pub.maxBatch, p.batch));
+async function publishAll(pub: Publisher, p: RunPlan, req: PublishRequest): Promise<PublishStats> {
+  const from = req.from ?? 0;
+  const end = from + (req.count ?? p.messages - from);
+  const batchSize = req.rate ? 1 : Math.max(1, Math.min(pub.maxBatch, p.batch));
   const window = Math.max(p.window, batchSize);
   let inflight = 0;
   let failure: unknown;
   let wake: (() => void) | undefined;
   const firstSendAt = now();
-  let seq = 0;
+  let seq = from;
   let sinceYield = 0;
   const settle = (n: number) => {
     inflight -= n;
@@ -131,12 +163,7 @@ async function publishAll(pub: Publisher, p: RunPlan): Promise<PublishStats> {
     wake = undefined;
     w?.();
   };
-  while (seq < p.messages) {
-    if (failure) throw failure;
-    const n = Math.min(batchSize, p.messages - seq);
-    while (inflight + n > window && !failure) await new Promise<void>((resolve) => (wake = resolve));
-    if (failure) throw failure;
-    const t = now();
+  const send = (n: number, t: number) => {
     const batch = new Array(n);
     for (let i = 0; i < n; i++) batch[i] = makePayload(seq++, p.payloadBytes, t);
     inflight += n;
@@ -147,16 +174,44 @@ async function publishAll(pub: Publisher, p: RunPlan): Promise<PublishStats> {
         settle(n);
       },
     );
-    sinceYield += n;
-    if (sinceYield >= window) {
-      // Let I/O in (acks, socket drain) even when every publish resolves at once.
-      sinceYield = 0;
-      await yieldToLoop();
+  };
+  const roomFor = async (n: number) => {
+    while (inflight + n > window && !failure) await new Promise<void>((resolve) => (wake = resolve));
+    if (failure) throw failure;
+  };
+  if (req.rate) {
+    // Paced: message i is due at start + i / rate. Each is stamped with the time it was due, not
+    // the time it left, so a system that pushes back (a full window) is charged for the wait:
+    // no coordinated omission. The pacer wakes about every millisecond and sends what is due.
+    const intervalMs = 1000 / req.rate;
+    while (seq < end) {
+      if (failure) throw failure;
+      const due = firstSendAt + (seq - from) * intervalMs;
+      const wait = due - now();
+      if (wait > 0) {
+        await sleep(wait);
+        continue;
+      }
+      await roomFor(1);
+      send(1, due);
+    }
+  } else {
+    while (seq < end) {
+      if (failure) throw failure;
+      const n = Math.min(batchSize, end - seq);
+      await roomFor(n);
+      send(n, now());
+      sinceYield += n;
+      if (sinceYield >= window) {
+        // Let I/O in (acks, socket drain) even when every publish resolves at once.
+        sinceYield = 0;
+        await yieldToLoop();
+      }
     }
   }
   while (inflight > 0 && !failure) await new Promise<void>((resolve) => (wake = resolve));
   if (failure) throw failure;
-  return { published, firstAt: firstSendAt, lastAckAt: now() };
+  return { published: end - from, firstAt: firstSendAt, lastAckAt: now() };
 }
 
 async function openIdle(prefix: string, count: number, concurrency: number): Promise<IdleStats> {
@@ -192,13 +247,20 @@ const methods: Record<string, (params: Record<string, unknown>) => Promise<unkno
     return {};
   },
 
-  /** Connects (or reconnects) the durable subscribers `indices` and subscribes them. */
+  /**
+   * Connects (or reconnects) the durable subscribers `indices` and subscribes them. `phases`
+   * (message counts, in seq order) splits the latency by sweep phase.
+   */
   async subscribe(params) {
     const { driver: d, plan: p } = requireDriver();
     const indices = params.indices as number[];
     if (seen.length === 0) {
       for (const i of indices) seen[i] = new Uint8Array(p.messages);
       expected = indices.length * p.messages;
+      let end = 0;
+      phaseEnds = ((params.phases as number[] | undefined) ?? []).map((n) => (end += n));
+      phaseLatency = phaseEnds.map(() => new Histogram());
+      phaseLastAt = phaseEnds.map(() => 0);
     }
     startedAt = now();
     subscribers = await Promise.all(indices.map((i) => d.subscriber(i, (stamp) => onMessage(i, stamp))));
@@ -211,9 +273,10 @@ const methods: Record<string, (params: Record<string, unknown>) => Promise<unkno
     return {};
   },
 
-  /** Resolves once every subscriber of this process has received every message. */
-  async waitReceived() {
-    if (unique < expected) await new Promise<void>((resolve) => waiters.push(resolve));
+  /** Resolves once the subscribers of this process have received `count` messages (default: all). */
+  async waitReceived(params) {
+    const count = typeof params.count === "number" ? params.count : expected;
+    if (unique < count) await new Promise<void>((wake) => waiters.push({ count, wake }));
     return subscriberStats();
   },
 
@@ -227,11 +290,10 @@ const methods: Record<string, (params: Record<string, unknown>) => Promise<unkno
     return {};
   },
 
-  async publish() {
+  async publish(params) {
     const { driver: d, plan: p } = requireDriver();
     publisher ??= await d.publisher();
-    published = 0;
-    return publishAll(publisher, p);
+    return publishAll(publisher, p, params as PublishRequest);
   },
 
   async idle(params) {

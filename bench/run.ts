@@ -3,24 +3,43 @@
 // per scenario with queuehub's ratios to each baseline, and writes everything as JSON.
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { renderChart } from "./chart.js";
 import { BENCH_DIR, cleanUpOnExit, REPO_DIR } from "./proc.js";
-import { type BenchOptions, LoadPool, type ResultRow, runOne, type Ui } from "./scenarios.js";
+import { printProfiles, summarizeProfileFile } from "./profile.js";
+import {
+  type BenchOptions,
+  type BenchResults,
+  LoadPool,
+  type Ratios,
+  type ResultRow,
+  runOne,
+  type ScenarioResult,
+  type Target,
+  type Ui,
+} from "./scenarios.js";
 import { type Column, fmtNumber, fmtRatio, renderTable } from "./stats.js";
-import { QUEUEHUB_SYSTEMS, SYSTEM_NAMES } from "./systems/index.js";
-import { SCENARIOS, type ScenarioName } from "./types.js";
+import { DEFAULT_SYSTEMS, QUEUEHUB_SYSTEMS, SYSTEM_NAMES } from "./systems/index.js";
+import { SCENARIOS, type ScenarioName, SINGLES_ACK_EVERY, SINGLES_ACK_MS } from "./types.js";
 
 const HELP = `npm run bench -- [options]
 
 Benchmarks queuehub against raw Socket.IO, Aedes, Mosquitto, RabbitMQ and NATS JetStream on
 this machine, in one run. Servers and load clients run as separate processes; latency is the
 publish time stamped in each payload to its arrival at the subscriber; every message is acked.
+Writes the results as JSON and a chart (SVG) beside it.
 
 Scenarios (--scenario, default all):
-  throughput   1 publisher → 1 subscriber, --messages (default 100,000)
+  throughput   1 publisher → 1 subscriber on queuehub's batch path (100 per publish, deliveries
+               in arrays), --messages (default 100,000)
+  singles      1 → 1 on the ordinary Socket.IO user's path: one publish per emit with an ack,
+               --singles-window (default 256) in flight, one delivery event per message, acks
+               batched every 100 messages or 5 ms; --singles-messages (default 100,000)
+  sweep        latency against rate: a paced publisher at --sweep-percents (25,50,75,100) of each
+               system's singles peak (measured first, in the same run), --sweep-seconds (8) each
   fanout       1 publisher → --subscribers (default 100) subscribers, --fanout-messages (default 10,000)
   backlog      --backlog-messages (default 1,000,000) queued for an offline subscriber, which then
                connects and drains them with acks: queue and replay msg/s, server RSS
@@ -29,9 +48,14 @@ Scenarios (--scenario, default all):
 
 Options:
   --scenario NAME[,NAME]   throughput|fanout|backlog|connections|all (default all)
-  --systems A,B,...        default all: ${SYSTEM_NAMES.join(", ")}
-                           ("queuehub" = both queuehub stores, "baselines" = all the others)
+  --systems A,B,...        ${SYSTEM_NAMES.join(", ")}
+                           (default: each scenario's own list, see bench/README.md; "queuehub" and
+                           "baselines" = the scenario's default systems of each kind)
   --messages N             messages per run; sets every scenario's count unless its own flag is given
+  --singles-messages N     messages of the singles scenario
+  --singles-window N       publishes in flight in the singles scenario and the sweep (default 256)
+  --sweep-seconds S        how long each rate of the sweep lasts (default 8; the warm-up, a fifth)
+  --sweep-percents P,P,... the sweep's rates in percent of each system's singles peak
   --fanout-messages N      fan-out messages (each goes to every subscriber)
   --backlog-messages N     messages queued in the backlog scenario
   --subscribers N          fan-out subscribers (default 100), spread over --sub-procs (default 2)
@@ -47,11 +71,14 @@ Options:
   --stall S                abort a run after S seconds without any progress (default 30)
   --hub-env K=V[,K=V]      extra environment for the hub processes (e.g. HUB_SYNC=full)
   --cpu-prof               profile every hub process (node --cpu-prof) into
-                           bench/results/profiles/<date>/<scenario>-<system>/ (the largest file
-                           is the hub's main thread)
+                           bench/results/profiles/<date>/<scenario>-<system>/ and print the top
+                           self-time functions of each (also written as summary.txt beside)
+  --profile-summary FILE   print the top self-time functions of a .cpuprofile, then exit
+  --chart FILE.json        draw the chart of a saved run (FILE.svg), then exit
   --smoke                  CI check that everything still works, in seconds: tiny counts, several
                            systems at once, load processes reused (figures not comparable)
-  --json-out PATH          where to write the JSON results (default bench/results/<date>.json)
+  --json-out PATH          where to write the JSON results (default bench/results/<date>.json);
+                           the chart goes beside it, as .svg
   --no-color               no colour even on a terminal
   -h, --help               this text
 
@@ -90,12 +117,31 @@ function parseCount(flag: string, text: string | undefined, min = 1): number | u
   return value;
 }
 
+function parseSeconds(flag: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`--${flag} wants seconds > 0, got "${text}"`);
+  return value;
+}
+
+function parsePercents(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const values = text.split(",").map((x) => Number(x.trim()));
+  if (!values.length || values.some((v) => !Number.isFinite(v) || v <= 0 || v > 1000))
+    throw new UsageError(`--sweep-percents wants percentages like 25,50,75,100, got "${text}"`);
+  return values;
+}
+
 interface Cli {
   opts: BenchOptions;
   jsonOut?: string;
   color: boolean;
   hubEnv?: string;
   cpuProf: boolean;
+  /** Instead of a run: draw the chart of this results file, or summarise this profile. */
+  chartFrom?: string;
+  profileSummary?: string;
 }
 
 function parseCli(argv: string[]): Cli | undefined {
@@ -106,6 +152,12 @@ function parseCli(argv: string[]): Cli | undefined {
       scenario: { type: "string" },
       systems: { type: "string" },
       messages: { type: "string" },
+      "singles-messages": { type: "string" },
+      "singles-window": { type: "string" },
+      "sweep-seconds": { type: "string" },
+      "sweep-percents": { type: "string" },
+      chart: { type: "string" },
+      "profile-summary": { type: "string" },
       "fanout-messages": { type: "string" },
       "backlog-messages": { type: "string" },
       subscribers: { type: "string" },
@@ -138,20 +190,44 @@ function parseCli(argv: string[]): Cli | undefined {
     else throw new UsageError(`unknown scenario "${s}" (${SCENARIOS.join(", ")}, all)`);
   }
 
-  const systems: string[] = [];
-  for (const s of (values.systems ?? SYSTEM_NAMES.join(",")).split(",").map((x) => x.trim())) {
-    if (s === "queuehub") systems.push(...QUEUEHUB_SYSTEMS);
-    else if (s === "baselines") systems.push(...SYSTEM_NAMES.filter((n) => !QUEUEHUB_SYSTEMS.includes(n)));
-    else if (SYSTEM_NAMES.includes(s)) systems.push(s);
-    else throw new UsageError(`unknown system "${s}" (${SYSTEM_NAMES.join(", ")}, queuehub, baselines)`);
+  // Each scenario runs its default systems, or those named: "queuehub" and "baselines" stand for
+  // the scenario's own defaults of each kind.
+  const named = values.systems?.split(",").map((x) => x.trim());
+  for (const s of named ?? []) {
+    if (s !== "queuehub" && s !== "baselines" && !SYSTEM_NAMES.includes(s))
+      throw new UsageError(`unknown system "${s}" (${SYSTEM_NAMES.join(", ")}, queuehub, baselines)`);
+  }
+  const systems: Partial<Record<ScenarioName, string[]>> = {};
+  for (const scenario of SCENARIOS) {
+    const defaults = DEFAULT_SYSTEMS[scenario];
+    const list = named
+      ? named.flatMap((s) =>
+          s === "queuehub"
+            ? defaults.filter((n) => QUEUEHUB_SYSTEMS.includes(n))
+            : s === "baselines"
+              ? defaults.filter((n) => !QUEUEHUB_SYSTEMS.includes(n))
+              : [s],
+        )
+      : defaults;
+    systems[scenario] = [...new Set(list)];
+  }
+  // The sweep paces each system from its singles peak of the same run: measure it first.
+  if (scenarios.includes("sweep") && !scenarios.includes("singles")) {
+    scenarios.splice(scenarios.indexOf("sweep"), 0, "singles");
+    systems.singles = systems.sweep;
   }
 
   const messages = parseCount("messages", values.messages);
   const batch = parseCount("batch", values.batch) ?? 100;
   const opts: BenchOptions = {
     scenarios: [...new Set(scenarios)],
-    systems: [...new Set(systems)],
+    systems,
     throughputMessages: messages ?? (smoke ? 300 : 100_000),
+    singlesMessages:
+      parseCount("singles-messages", values["singles-messages"]) ?? messages ?? (smoke ? 300 : 100_000),
+    singlesWindow: parseCount("singles-window", values["singles-window"]) ?? 256,
+    sweepSeconds: parseSeconds("sweep-seconds", values["sweep-seconds"]) ?? (smoke ? 0.25 : 8),
+    sweepPercents: parsePercents(values["sweep-percents"]) ?? [25, 50, 75, 100],
     fanoutMessages:
       parseCount("fanout-messages", values["fanout-messages"]) ?? messages ?? (smoke ? 100 : 10_000),
     backlogMessages:
@@ -176,6 +252,8 @@ function parseCli(argv: string[]): Cli | undefined {
     color,
     hubEnv: values["hub-env"],
     cpuProf: values["cpu-prof"] ?? false,
+    chartFrom: values.chart,
+    profileSummary: values["profile-summary"],
   };
 }
 
@@ -215,7 +293,11 @@ function makeUi(color: boolean): Ui & { clear(): void } {
 
 const TITLES: Record<ScenarioName, (o: BenchOptions) => string> = {
   throughput: (o) =>
-    `throughput: 1 publisher → 1 subscriber, ${fmtNumber(o.throughputMessages)} messages of ~${o.payloadBytes} B`,
+    `throughput: 1 publisher → 1 subscriber, ${fmtNumber(o.throughputMessages)} messages of ~${o.payloadBytes} B, batch path (${o.batch} per publish, deliveries in arrays)`,
+  singles: (o) =>
+    `singles: 1 → 1, ${fmtNumber(o.singlesMessages)} messages of ~${o.payloadBytes} B, one per emit (${o.singlesWindow} in flight), one delivery event per message, acks every ${SINGLES_ACK_EVERY} or ${SINGLES_ACK_MS} ms`,
+  sweep: (o) =>
+    `sweep: latency at ${o.sweepPercents.join("/")}% of each system's singles peak, a paced publisher, ${o.sweepSeconds} s per rate`,
   fanout: (o) =>
     `fanout: 1 publisher → ${o.fanoutSubscribers} subscribers, ${fmtNumber(o.fanoutMessages)} messages (msg/s = deliveries/s)`,
   backlog: (o) =>
@@ -259,6 +341,31 @@ function tableFor(scenario: ScenarioName, rows: ResultRow[]): { columns: Column[
         dash(row, rssText(row, row.queuedRssMb)),
         dash(row, rssText(row, row.peakRssMb)),
         row.disk,
+        cut(row.note),
+      ]),
+    };
+  }
+  if (scenario === "sweep") {
+    const percents = [...new Set(rows.flatMap((row) => row.sweep?.map((p) => p.percent) ?? []))];
+    const point = (row: ResultRow, percent: number) => row.sweep?.find((p) => p.percent === percent);
+    return {
+      columns: [
+        { title: "system" },
+        { title: "peak msg/s", ...r },
+        ...percents.flatMap((p) => [
+          { title: `${p}%: msg/s`, ...r },
+          { title: "p50 ms", ...r },
+          { title: "p99 ms", ...r },
+        ]),
+        { title: "notes" },
+      ],
+      cells: rows.map((row) => [
+        row.system,
+        row.status === "ok" ? fmtNumber(row.peakMsgPerSec, 0) : row.status,
+        ...percents.flatMap((p) => {
+          const pt = point(row, p);
+          return [fmtNumber(pt?.achievedRate, 0), fmtNumber(pt?.p50Ms), fmtNumber(pt?.p99Ms)];
+        }),
         cut(row.note),
       ]),
     };
@@ -317,8 +424,6 @@ function tableFor(scenario: ScenarioName, rows: ResultRow[]): { columns: Column[
   };
 }
 
-type Ratios = Record<string, Record<string, number>>;
-
 /** queuehub's msg/s divided by each baseline's, for every queuehub row with figures. */
 function ratiosFor(rows: ResultRow[]): Ratios {
   const ratios: Ratios = {};
@@ -333,26 +438,65 @@ function ratiosFor(rows: ResultRow[]): Ratios {
   return ratios;
 }
 
-/** The issue's targets for the throughput scenario. */
-const TARGETS: { system: string; baseline: string; min: number }[] = [
-  { system: "queuehub-sqlite", baseline: "mosquitto", min: 1 },
-  { system: "queuehub-sqlite", baseline: "rabbitmq", min: 2 },
-  { system: "queuehub-memory", baseline: "socketio-raw-ack", min: 1 },
-];
+type TargetSpec = Omit<Target, "value" | "met"> & {
+  get: (ratios: Ratios, rows: ResultRow[]) => number | undefined;
+};
 
-interface TargetCheck {
-  system: string;
-  baseline: string;
-  min: number;
-  ratio?: number;
-  met?: boolean;
+const ratio = (issue: number, system: string, baseline: string, min: number): TargetSpec => ({
+  issue,
+  label: `${system} ÷ ${baseline}`,
+  op: ">=",
+  limit: min,
+  unit: "×",
+  get: (ratios) => ratios[system]?.[baseline],
+});
+
+const latency = (issue: number, system: string, field: "p50Ms" | "p99Ms", max: number): TargetSpec => ({
+  issue,
+  label: `${system} ${field.slice(0, 3)}`,
+  op: "<=",
+  limit: max,
+  unit: "ms",
+  get: (_, rows) => rows.find((r) => r.system === system && r.status === "ok")?.[field],
+});
+
+const TARGETS: Partial<Record<ScenarioName, TargetSpec[]>> = {
+  throughput: [
+    ratio(6, "queuehub-sqlite", "mosquitto", 1),
+    ratio(6, "queuehub-sqlite", "rabbitmq", 2),
+    ratio(6, "queuehub-memory", "socketio-raw-ack", 1),
+  ],
+  singles: [
+    ratio(14, "queuehub-sqlite", "socketio-relay", 1),
+    ratio(14, "queuehub-sqlite", "mosquitto", 1.2),
+    ratio(14, "queuehub-sqlite", "rabbitmq", 2),
+    ratio(14, "queuehub-sqlite-full", "socketio-relay", 0.9),
+    latency(14, "queuehub-sqlite", "p50Ms", 20),
+    latency(14, "queuehub-sqlite", "p99Ms", 100),
+  ],
+  sweep: [
+    {
+      issue: 14,
+      label: "queuehub-sqlite (HUB_SYNC=normal) p99 at 50% of its peak",
+      op: "<=",
+      limit: 10,
+      unit: "ms",
+      get: (_, rows) =>
+        rows.find((r) => r.system === "queuehub-sqlite")?.sweep?.find((p) => p.percent === 50)?.p99Ms,
+    },
+  ],
+};
+
+function targetsFor(scenario: ScenarioName, ratios: Ratios, rows: ResultRow[]): Target[] {
+  return (TARGETS[scenario] ?? []).map(({ get, ...t }) => {
+    const value = get(ratios, rows);
+    if (value === undefined) return t;
+    return { ...t, value, met: t.op === ">=" ? value >= t.limit : value <= t.limit };
+  });
 }
 
-function targetsFor(ratios: Ratios): TargetCheck[] {
-  return TARGETS.map((t) => {
-    const ratio = ratios[t.system]?.[t.baseline];
-    return { ...t, ratio, met: ratio === undefined ? undefined : ratio >= t.min };
-  });
+function fmtTarget(value: number, unit: Target["unit"]): string {
+  return unit === "×" ? fmtRatio(value) : `${fmtNumber(value)} ms`;
 }
 
 function printScenario(
@@ -360,7 +504,7 @@ function printScenario(
   opts: BenchOptions,
   rows: ResultRow[],
   ratios: Ratios,
-  targets: TargetCheck[] | undefined,
+  targets: Target[],
   paint: ReturnType<typeof painter>,
 ): void {
   const { columns, cells } = tableFor(scenario, rows);
@@ -391,16 +535,17 @@ function printScenario(
         qhNames.map((q) => [q, ...baselines.map((b) => fmtRatio(ratios[q]?.[b]))]),
       ),
     );
-  } else if (rows.some((r) => QUEUEHUB_SYSTEMS.includes(r.system))) {
+  } else if (scenario !== "sweep" && rows.some((r) => QUEUEHUB_SYSTEMS.includes(r.system))) {
     out.push("", paint.yellow("no ratios: queuehub or every baseline has no figures in this scenario"));
   }
-  if (targets?.some((t) => t.ratio !== undefined)) {
-    out.push("", "targets (issue 6):");
+  if (targets.some((t) => t.value !== undefined)) {
+    out.push("", "targets:");
     for (const t of targets) {
-      if (t.ratio === undefined) continue;
+      if (t.value === undefined) continue;
       const mark = t.met ? paint.green("met") : paint.red("not met");
+      const limit = t.unit === "×" ? `${t.limit.toFixed(1)}×` : `${t.limit} ms`;
       out.push(
-        `  ${t.system} ÷ ${t.baseline} = ${fmtRatio(t.ratio)} (target ≥ ${t.min.toFixed(1)}×): ${mark}`,
+        `  ${t.label} = ${fmtTarget(t.value, t.unit)} (issue ${t.issue}: ${t.op === ">=" ? "≥" : "≤"} ${limit}): ${mark}`,
       );
     }
   }
@@ -412,7 +557,7 @@ function printScenario(
   console.log(out.join("\n"));
 }
 
-function machine() {
+function machine(): BenchResults["machine"] {
   let commit: string | undefined;
   try {
     commit = execFileSync("git", ["rev-parse", "--short", "HEAD"], {
@@ -430,6 +575,7 @@ function machine() {
     os: `${os.type()} ${os.release()}`,
     node: process.version,
     commit,
+    loadAverage: os.loadavg(),
   };
 }
 
@@ -443,6 +589,17 @@ async function main(): Promise<number> {
   }
   if (!cli) {
     console.log(HELP);
+    return 0;
+  }
+  if (cli.profileSummary) {
+    console.log(summarizeProfileFile(resolve(cli.profileSummary)).text);
+    return 0;
+  }
+  if (cli.chartFrom) {
+    const from = resolve(cli.chartFrom);
+    const out = `${from.replace(/\.json$/, "")}.svg`;
+    writeFileSync(out, renderChart(JSON.parse(readFileSync(from, "utf8")) as BenchResults));
+    console.log(`chart: ${out}`);
     return 0;
   }
   const { opts } = cli;
@@ -463,23 +620,28 @@ async function main(): Promise<number> {
       paint.dim(
         `\n${info.cpus} × ${info.cpuModel ?? "cpu"}, ${info.memoryGb} GiB, ${info.os}, Node ${info.node}` +
           `${info.commit ? `, commit ${info.commit}` : ""}` +
+          `\nload average ${info.loadAverage.map((l) => l.toFixed(2)).join(" ")} (1/5/15 min) at the start: other work on the machine skews every figure` +
           `\nwindow ${opts.window} publishes, batch ${opts.batch} (queuehub), prefetch ${opts.prefetch}, payload ~${opts.payloadBytes} B`,
       ),
   );
 
   const pool = new LoadPool(opts.smoke);
-  const results: Record<string, { rows: ResultRow[]; ratios: Ratios; targets?: TargetCheck[] }> = {};
+  const results: Partial<Record<ScenarioName, ScenarioResult>> = {};
   for (const scenario of opts.scenarios) {
     // Real runs go one at a time: every figure has the machine to itself. Smoke runs only check
     // that everything still works, so they run a few systems at once to stay within seconds.
-    const rows = await mapLimit(opts.systems, opts.smoke ? SMOKE_PARALLEL : 1, (system) =>
-      runOne(scenario, system, opts, ui, pool),
+    const peaks = new Map(
+      (results.singles?.rows ?? []).filter((r) => r.status === "ok").map((r) => [r.system, r.msgPerSec]),
+    );
+    const rows = await mapLimit(opts.systems[scenario] ?? [], opts.smoke ? SMOKE_PARALLEL : 1, (system) =>
+      runOne(scenario, system, opts, ui, pool, peaks.get(system)),
     );
     ui.clear();
-    const ratios = ratiosFor(rows);
-    const targets = scenario === "throughput" ? targetsFor(ratios) : undefined;
-    results[scenario] = { rows, ratios, ...(targets ? { targets } : {}) };
+    const ratios = scenario === "sweep" ? {} : ratiosFor(rows);
+    const targets = targetsFor(scenario, ratios, rows);
+    results[scenario] = { rows, ratios, targets };
     printScenario(scenario, opts, rows, ratios, targets, paint);
+    if (cli.cpuProf) printProfiles(scenario, rows, paint);
   }
 
   await pool.drain();
@@ -503,27 +665,24 @@ async function main(): Promise<number> {
         );
   mkdirSync(dirname(file), { recursive: true });
   const finished = new Date();
-  writeFileSync(
-    file,
-    `${JSON.stringify(
-      {
-        date: started.toISOString(),
-        durationS: (finished.getTime() - started.getTime()) / 1000,
-        machine: info,
-        options: opts,
-        scenarios: results,
-      },
-      null,
-      2,
-    )}\n`,
-  );
+  const report: BenchResults = {
+    date: started.toISOString(),
+    durationS: (finished.getTime() - started.getTime()) / 1000,
+    machine: info,
+    loadAverageAtEnd: os.loadavg(),
+    options: opts,
+    scenarios: results,
+  };
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  const chart = `${file.replace(/\.json$/, "")}.svg`;
+  writeFileSync(chart, renderChart(report));
   const failed = Object.values(results).flatMap((s) =>
     s.rows.filter(
       (r) => r.status === "error" || (r.status === "timeout" && QUEUEHUB_SYSTEMS.includes(r.system)),
     ),
   );
   console.log(
-    `\n${paint.dim(`results: ${file} (${((finished.getTime() - started.getTime()) / 1000).toFixed(1)} s)`)}` +
+    `\n${paint.dim(`results: ${file}, chart: ${chart} (${((finished.getTime() - started.getTime()) / 1000).toFixed(1)} s)`)}` +
       (failed.length
         ? `\n${paint.red(`${failed.length} run(s) failed: ${failed.map((r) => r.system).join(", ")}`)}`
         : ""),

@@ -2,7 +2,7 @@
 // measure, clean up. Every run gets a fresh server process where the benchmark starts it, so a
 // run's peak RSS (VmHWM) is its own.
 
-import type { IdleStats, PublishStats, SubscriberStats } from "./load.js";
+import type { IdleStats, PublishRequest, PublishStats, SubscriberStats } from "./load.js";
 import { LoadProcess, RssSampler, readMemory, sleep, TimeoutError } from "./proc.js";
 import { Histogram } from "./stats.js";
 import { loadSystem } from "./systems/index.js";
@@ -10,8 +10,16 @@ import { type RunPlan, type ScenarioName, type ServerHandle, type SystemDef, Una
 
 export interface BenchOptions {
   scenarios: ScenarioName[];
-  systems: string[];
+  /** The systems each scenario runs, in table order. */
+  systems: Partial<Record<ScenarioName, string[]>>;
   throughputMessages: number;
+  singlesMessages: number;
+  /** Publishes in flight in the singles scenario and the sweep (the issue's 256). */
+  singlesWindow: number;
+  /** Seconds each rate of the latency sweep lasts; the warm-up lasts a fifth of it. */
+  sweepSeconds: number;
+  /** Rates of the sweep, in percent of each system's singles peak. */
+  sweepPercents: number[];
   fanoutMessages: number;
   fanoutSubscribers: number;
   backlogMessages: number;
@@ -32,6 +40,20 @@ export interface BenchOptions {
 }
 
 export type RowStatus = "ok" | "not reachable" | "n/a" | "timeout" | "error";
+
+/** One rate of the latency sweep. */
+export interface SweepPoint {
+  /** Percent of the system's singles peak. */
+  percent: number;
+  /** The paced publisher's rate, msg/s. */
+  targetRate: number;
+  /** Messages delivered per second, from the phase's first publish to its last arrival. */
+  achievedRate: number;
+  messages: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  maxMs?: number;
+}
 
 export interface ResultRow {
   system: string;
@@ -70,6 +92,49 @@ export interface ResultRow {
   cleanupS?: number;
   /** Last lines of the server's output, when the run failed. */
   serverLog?: string[];
+  /** Latency sweep: the singles peak it is paced from, and each rate's figures. */
+  peakMsgPerSec?: number;
+  sweep?: SweepPoint[];
+}
+
+/** queuehub's msg/s divided by each baseline's: ratios[queuehubSystem][baseline]. */
+export type Ratios = Record<string, Record<string, number>>;
+
+/** What the issues ask of queuehub, checked on each run's own figures. */
+export interface Target {
+  issue: number;
+  /** e.g. "queuehub-sqlite ÷ mosquitto" or "queuehub-sqlite p99". */
+  label: string;
+  value?: number;
+  op: ">=" | "<=";
+  limit: number;
+  unit: "×" | "ms";
+  met?: boolean;
+}
+
+export interface ScenarioResult {
+  rows: ResultRow[];
+  ratios: Ratios;
+  targets: Target[];
+}
+
+/** The JSON a run writes (bench/results/<date>.json), from which the chart is drawn. */
+export interface BenchResults {
+  date: string;
+  durationS: number;
+  machine: {
+    cpuModel?: string;
+    cpus: number;
+    memoryGb: number;
+    os: string;
+    node: string;
+    commit?: string;
+    /** os.loadavg() when the run started: 1, 5 and 15 minutes. */
+    loadAverage: number[];
+  };
+  loadAverageAtEnd?: number[];
+  options: BenchOptions;
+  scenarios: Partial<Record<ScenarioName, ScenarioResult>>;
 }
 
 /**
@@ -108,9 +173,32 @@ export interface Ui {
   status(text: string): void;
 }
 
-export function planFor(scenario: ScenarioName, opts: BenchOptions): RunPlan {
+/** A phase of the latency sweep: the warm-up (percent 0: not reported) or one rate. */
+interface SweepPhase {
+  percent: number;
+  rate: number;
+  count: number;
+}
+
+/** The sweep's phases for a system whose singles peak is `peak` msg/s. */
+export function sweepPhases(opts: BenchOptions, peak: number): SweepPhase[] {
+  const phase = (percent: number, seconds: number, ratePercent = percent) => {
+    const rate = (peak * ratePercent) / 100;
+    return { percent, rate, count: Math.max(10, Math.round(rate * seconds)) };
+  };
+  const first = opts.sweepPercents[0] ?? 25;
+  return [
+    phase(0, opts.sweepSeconds / 5, first),
+    ...opts.sweepPercents.map((p) => phase(p, opts.sweepSeconds)),
+  ];
+}
+
+export function planFor(scenario: ScenarioName, opts: BenchOptions, peak?: number): RunPlan {
+  const singles = scenario === "singles" || scenario === "sweep";
   const messages = {
     throughput: opts.throughputMessages,
+    singles: opts.singlesMessages,
+    sweep: sweepPhases(opts, peak ?? 0).reduce((sum, p) => sum + p.count, 0),
     fanout: opts.fanoutMessages,
     backlog: opts.backlogMessages,
     connections: opts.connectionMessages,
@@ -122,8 +210,9 @@ export function planFor(scenario: ScenarioName, opts: BenchOptions): RunPlan {
     messages,
     payloadBytes: opts.payloadBytes,
     prefetch: opts.prefetch,
-    window: opts.window,
-    batch: opts.batch,
+    window: singles ? opts.singlesWindow : opts.window,
+    batch: singles ? 1 : opts.batch,
+    mode: singles ? "singles" : "batch",
   };
 }
 
@@ -260,6 +349,43 @@ async function liveFlow(flow: Flow, plan: RunPlan, ui: Ui, label: string): Promi
   }
 }
 
+/**
+ * The latency sweep: one subscriber connected, then a paced publisher at each rate in turn, each
+ * phase drained before the next starts. The first phase warms up and is not reported.
+ */
+async function sweepFlow(flow: Flow, phases: SweepPhase[], ui: Ui, label: string): Promise<SweepPoint[]> {
+  const [sub] = flow.subs;
+  if (!sub || flow.subs.length !== 1) throw new Error("the sweep runs one subscriber process");
+  ui.status(`${label}: subscribing`);
+  await sub.call("subscribe", { indices: flow.groups[0], phases: phases.map((p) => p.count) });
+  await flow.pub.call("connectPublisher");
+  const points: SweepPoint[] = [];
+  let from = 0;
+  for (const [i, phase] of phases.entries()) {
+    const what = phase.percent ? `${phase.percent}% of peak` : "warming up";
+    ui.status(`${label}: ${what}, ${fmtRate(phase.rate)} msg/s for ${fmtRate(phase.count)} messages`);
+    const request: PublishRequest = { from, count: phase.count, rate: phase.rate };
+    const pubStats = await flow.pub.call<PublishStats>("publish", request);
+    from += phase.count;
+    const subStats = await sub.call<SubscriberStats>("waitReceived", { count: from });
+    const stats = subStats.phases[i];
+    if (!phase.percent || !stats) continue;
+    const latency = Histogram.fromJSON(stats.latency);
+    points.push({
+      percent: phase.percent,
+      targetRate: phase.rate,
+      achievedRate: phase.count / ((stats.lastAt - pubStats.firstAt) / 1000),
+      messages: phase.count,
+      p50Ms: latency.quantile(0.5),
+      p99Ms: latency.quantile(0.99),
+      maxMs: latency.count ? latency.max : undefined,
+    });
+  }
+  return points;
+}
+
+const fmtRate = (n: number) => Math.round(n).toLocaleString("en-US");
+
 /** Longest wait for a broker's per-run setup (queues, streams) or teardown. */
 const SETUP_TIMEOUT_MS = 20_000;
 
@@ -294,21 +420,29 @@ function recordPeak(row: ResultRow, server: ServerHandle, sampler: RssSampler): 
   row.rssSource = server.owned ? "VmHWM" : "sampled";
 }
 
+/**
+ * Runs one system in one scenario. The sweep needs the system's singles peak (msg/s, from the
+ * singles scenario of the same run): without it the row says so.
+ */
 export async function runOne(
   scenario: ScenarioName,
   name: string,
   opts: BenchOptions,
   ui: Ui,
   pool: LoadPool,
+  peak?: number,
 ): Promise<ResultRow> {
   const def: SystemDef = await loadSystem(name);
   const row: ResultRow = { system: name, status: "ok", durability: def.durability, disk: def.disk };
   if (scenario === "backlog" && !def.hasQueue) {
     return { ...row, status: "n/a", note: "no queue: messages for an offline client are dropped" };
   }
+  if (scenario === "sweep" && !(peak && peak > 0)) {
+    return { ...row, status: "n/a", note: "no singles peak in this run to pace the sweep from" };
+  }
   const label = `${scenario} › ${name}`;
   const runStarted = performance.now();
-  const plan = planFor(scenario, opts);
+  const plan = planFor(scenario, opts, peak);
   const groups: number[][] = [];
   let first = 0;
   for (const size of split(plan.subscribers, scenario === "fanout" ? opts.subProcs : 1)) {
@@ -357,9 +491,18 @@ export async function runOne(
       total: plan.messages * (1 + plan.subscribers),
     };
 
-    if (scenario === "throughput" || scenario === "fanout") {
+    if (scenario === "throughput" || scenario === "singles" || scenario === "fanout") {
       const measured = await watchdog(liveFlow(flow, plan, ui, label), procs, opts, describe, goal);
       summarize(row, measured, "publish");
+    } else if (scenario === "sweep") {
+      row.peakMsgPerSec = peak;
+      row.sweep = await watchdog(
+        sweepFlow(flow, sweepPhases(opts, peak ?? 0), ui, label),
+        procs,
+        opts,
+        describe,
+        goal,
+      );
     } else if (scenario === "backlog") {
       const measured = await watchdog(
         (async () => {

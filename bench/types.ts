@@ -2,8 +2,22 @@
 // controller in bench/run.ts) and what its client driver provides (run inside the load child
 // processes, bench/load.ts). Everything that crosses a process boundary is plain JSON.
 
-export const SCENARIOS = ["throughput", "fanout", "backlog", "connections"] as const;
+export const SCENARIOS = ["throughput", "singles", "sweep", "fanout", "backlog", "connections"] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
+
+/**
+ * How the clients talk to a system that has a choice. "batch": queuehub's fast path (arrays of up
+ * to `batch` messages per publish, `auth.batch` deliveries). "singles": what an ordinary Socket.IO
+ * user writes: one publish per emit with an ack callback, one delivery event per message, acks
+ * batched by the subscriber (every {@link SINGLES_ACK_EVERY} messages or {@link SINGLES_ACK_MS} ms).
+ * Per-message protocols (MQTT, AMQP, JetStream) are the same in both.
+ */
+export type WireMode = "batch" | "singles";
+
+/** The singles subscriber acks once this many deliveries are pending... */
+export const SINGLES_ACK_EVERY = 100;
+/** ...or this long after the first of them arrived, whichever comes first. */
+export const SINGLES_ACK_MS = 5;
 
 /** How to reach a running server; handed to the load processes as JSON. */
 export interface Endpoint {
@@ -28,6 +42,7 @@ export interface RunPlan {
   window: number;
   /** Messages per publish call where the system has batch publishes (queuehub). */
   batch: number;
+  mode: WireMode;
 }
 
 /** A server under test, started (or found, for shared services) by the controller. */
