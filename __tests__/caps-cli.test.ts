@@ -1,7 +1,6 @@
 // The CAPS CLIs as a user runs them: real child processes against a live hub on port 0.
 // Each test uses its own namespace, so drivers and queues of one test never see another's.
 import { type ChildProcess, spawn } from "node:child_process";
-import { defaultConfig } from "../src/config.js";
 import { createHub, type Hub } from "../src/hub.js";
 import { MemoryStore } from "../src/store/memory.js";
 
@@ -105,9 +104,7 @@ const driver = (ns: string, ...args: string[]) =>
   new Cli("driver", ["--url", hub.url, "--namespace", ns, "--delay", "30", ...args]);
 
 beforeAll(async () => {
-  hub = await createHub(defaultConfig({ port: 0, host: "127.0.0.1", logLevel: "silent" }), {
-    store: new MemoryStore(),
-  });
+  hub = await createHub({ port: 0, host: "127.0.0.1", logLevel: "silent", queueStore: new MemoryStore() });
 });
 
 afterAll(async () => {

@@ -23,21 +23,41 @@ type HubEvent =
   | { origin: string; type: "wake"; ns: string; queues: QueueName[] }
   | { origin: string; type: "takeover"; ns: string; clientId: string };
 
-export async function joinCluster(
+/** Socket.IO's Redis adapter on a server of the hub's own (createHub): rooms and broadcasts span hubs. */
+export async function useRedisAdapter(
   // biome-ignore lint/suspicious/noExplicitAny: any typed Server takes the adapter
   io: Server<any, any, any, any>,
+  options: ClusterOptions,
+): Promise<Cluster> {
+  const { log } = options;
+  const pub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const sub = pub.duplicate();
+  for (const client of [pub, sub]) {
+    client.on("error", (err: Error) => log.debug("cluster redis error", { err: err.message }));
+  }
+  await Promise.all([pub.connect(), sub.connect()]);
+  io.adapter(createAdapter(pub, sub, { key: `${options.prefix}socket.io` }));
+  return {
+    async close() {
+      await Promise.allSettled([pub.quit(), sub.quit()]);
+    },
+  };
+}
+
+/** Makes this hub's queue core one of the cluster's: wake-ups and takeovers go to the other hubs. */
+export async function joinCluster(
+  // biome-ignore lint/suspicious/noExplicitAny: any typed Server
+  _io: Server<any, any, any, any>,
   core: QueueCore,
   options: ClusterOptions,
 ): Promise<Cluster> {
   const { log, prefix } = options;
   const pub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  const sub = pub.duplicate();
   const events = pub.duplicate();
-  for (const client of [pub, sub, events]) {
+  for (const client of [pub, events]) {
     client.on("error", (err: Error) => log.debug("cluster redis error", { err: err.message }));
   }
-  await Promise.all([pub.connect(), sub.connect(), events.connect()]);
-  io.adapter(createAdapter(pub, sub, { key: `${prefix}socket.io` }));
+  await Promise.all([pub.connect(), events.connect()]);
 
   const origin = randomUUID();
   const channel = `${prefix}hub-events`;
@@ -90,7 +110,7 @@ export async function joinCluster(
     async close() {
       core.peers = null;
       flush();
-      await Promise.allSettled([pub.quit(), sub.quit(), events.quit()]);
+      await Promise.allSettled([pub.quit(), events.quit()]);
     },
   };
 }

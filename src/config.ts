@@ -52,6 +52,31 @@ export interface HubConfig {
   dedupWindowMs: number;
 }
 
+/** Every setting's default, in one place: parseConfig falls back to these, and so do createHub and attachHub. */
+export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
+  port: 3000,
+  host: "0.0.0.0",
+  store: "sqlite",
+  db: "./data/hub.db",
+  sync: "normal",
+  flushMs: 0,
+  redisUrl: "redis://127.0.0.1:6379",
+  redisPrefix: "queuehub:",
+  secret: null,
+  namespaces: null,
+  logLevel: "info",
+  prefetch: 256,
+  ackTimeoutMs: 30_000,
+  maxDeliveries: 10,
+  messageTtlMs: 0,
+  maxQueueLength: 0,
+  overflow: "reject",
+  maxPayloadBytes: 262_144,
+  maxBatch: 100,
+  rateLimit: 0,
+  dedupWindowMs: 120_000,
+});
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -90,34 +115,40 @@ export function parseConfig(env: Env = process.env): HubConfig {
       throw new ConfigError(`HUB_NAMESPACES: "${ns}" is not a valid namespace (${NAMESPACE_PATTERN})`);
     }
   }
-  const port = int("PORT", 3000);
+  const port = int("PORT", HUB_DEFAULTS.port);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
+  const d = HUB_DEFAULTS;
   return {
     port,
-    host: read("HUB_HOST") ?? "0.0.0.0",
-    store: oneOf("HUB_STORE", ["sqlite", "memory", "redis"], "sqlite"),
-    db: read("HUB_DB") ?? "./data/hub.db",
-    sync: oneOf("HUB_SYNC", ["off", "normal", "full"], "normal"),
-    flushMs: int("HUB_FLUSH_MS", 0),
-    redisUrl: read("REDIS_URL") ?? "redis://127.0.0.1:6379",
-    redisPrefix: read("HUB_REDIS_PREFIX") ?? "queuehub:",
-    secret: read("HUB_SECRET") ?? null,
-    namespaces: namespaces ?? null,
-    logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], "info"),
-    prefetch: int("HUB_PREFETCH", 256, 1),
-    ackTimeoutMs: int("HUB_ACK_TIMEOUT_MS", 30_000, 1),
-    maxDeliveries: int("HUB_MAX_DELIVERIES", 10),
-    messageTtlMs: int("HUB_MESSAGE_TTL_MS", 0),
-    maxQueueLength: int("HUB_MAX_QUEUE_LENGTH", 0),
-    overflow: oneOf("HUB_OVERFLOW", ["reject", "drop-oldest"], "reject"),
-    maxPayloadBytes: int("HUB_MAX_PAYLOAD_BYTES", 262_144, 1),
-    maxBatch: int("HUB_MAX_BATCH", 100, 1),
-    rateLimit: int("HUB_RATE_LIMIT", 0),
-    dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", 120_000, 1),
+    host: read("HUB_HOST") ?? d.host,
+    store: oneOf("HUB_STORE", ["sqlite", "memory", "redis"], d.store),
+    db: read("HUB_DB") ?? d.db,
+    sync: oneOf("HUB_SYNC", ["off", "normal", "full"], d.sync),
+    flushMs: int("HUB_FLUSH_MS", d.flushMs),
+    redisUrl: read("REDIS_URL") ?? d.redisUrl,
+    redisPrefix: read("HUB_REDIS_PREFIX") ?? d.redisPrefix,
+    secret: read("HUB_SECRET") ?? d.secret,
+    namespaces: namespaces ?? d.namespaces,
+    logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], d.logLevel),
+    prefetch: int("HUB_PREFETCH", d.prefetch, 1),
+    ackTimeoutMs: int("HUB_ACK_TIMEOUT_MS", d.ackTimeoutMs, 1),
+    maxDeliveries: int("HUB_MAX_DELIVERIES", d.maxDeliveries),
+    messageTtlMs: int("HUB_MESSAGE_TTL_MS", d.messageTtlMs),
+    maxQueueLength: int("HUB_MAX_QUEUE_LENGTH", d.maxQueueLength),
+    overflow: oneOf("HUB_OVERFLOW", ["reject", "drop-oldest"], d.overflow),
+    maxPayloadBytes: int("HUB_MAX_PAYLOAD_BYTES", d.maxPayloadBytes, 1),
+    maxBatch: int("HUB_MAX_BATCH", d.maxBatch, 1),
+    rateLimit: int("HUB_RATE_LIMIT", d.rateLimit),
+    dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", d.dedupWindowMs, 1),
   };
 }
 
 /** Defaults with overrides: what tests and embedders start from. */
 export function defaultConfig(overrides: Partial<HubConfig> = {}): HubConfig {
-  return { ...parseConfig({}), ...overrides };
+  return { ...HUB_DEFAULTS, ...definedOnly(overrides) };
+}
+
+/** The fields that are set: `{ port: undefined }` keeps the default port. */
+export function definedOnly<T extends object>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

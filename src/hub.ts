@@ -1,84 +1,220 @@
-// The hub: one HTTP server with Socket.IO on it, the default namespace and the topic
-// namespaces, all handing their work to one queue core over one store.
-import { createServer } from "node:http";
+// The hub: the queue attached to chosen Socket.IO namespaces (attachHub), on a host's Socket.IO
+// server or on one of its own (createHub: an HTTP server with Socket.IO on it and the hub's
+// routes beside). Every namespace served hands its work to one queue core over one store.
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
-import { Server } from "socket.io";
-import { joinCluster } from "./cluster.js";
-import type { HubConfig } from "./config.js";
+import { type Namespace, Server } from "socket.io";
+import { joinCluster, useRedisAdapter } from "./cluster.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { createHttpHandler } from "./http.js";
-import { createLogger, type Logger } from "./log.js";
+import type { Logger } from "./log.js";
+import {
+  type AnyServer,
+  type AttachOptions,
+  checkHostServer,
+  type HubOptions,
+  type ResolvedOptions,
+  resolveOptions,
+  socketServerOptions,
+} from "./options.js";
 import {
   type ClientToHubEvents,
   CONNECT_ERRORS,
   type HandshakeAuth,
   type HubToClientEvents,
   isValidClientId,
-  NAMESPACE_PATTERN,
 } from "./protocol.js";
 import { QueueCore } from "./queue.js";
 import { openStore } from "./store/index.js";
 import type { QueueStore } from "./store/store.js";
 import { TokenVerifier } from "./token.js";
 
-export interface HubOptions {
-  /** A store to use instead of opening the configured one; the hub closes it on close(). */
-  store?: QueueStore;
-  log?: Logger;
+export type { HubConfig } from "./config.js";
+export { defaultConfig, HUB_DEFAULTS, parseConfig } from "./config.js";
+export type { AttachOptions, HubOptions, NamespaceSelector } from "./options.js";
+export type * from "./protocol.js";
+export { MemoryStore } from "./store/memory.js";
+export type { QueueStore } from "./store/store.js";
+
+export type HubServer = Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
+
+/** A connected, identified socket, as the operator views list them. */
+export interface ConnectedClient {
+  ns: string;
+  clientId: string;
+  socketId: string;
 }
 
-type HubServer = Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
-
-export interface Hub {
-  /** http://127.0.0.1:<port> */
-  url: string;
-  port: number;
+/** The queue on a Socket.IO server. */
+export interface AttachedHub {
+  /** The Socket.IO server the queue is on. */
   io: HubServer;
   core: QueueCore;
   store: QueueStore;
+  log: Logger;
+  /** True for every namespace the queue serves. */
+  serves(name: string): boolean;
+  /** Connected, identified clients of the queue's namespaces (one namespace, or all). */
+  clients(ns?: string): ConnectedClient[];
+  /** `/healthz`, `/metrics`, HTTP publish and the operator views, to mount on the host's HTTP server. */
+  handleHttp(req: IncomingMessage, res: ServerResponse): void;
+  /** Disconnects the queue's sockets and closes its store; the Socket.IO and HTTP servers stay up. */
   close(): Promise<void>;
 }
 
-const ONE_MIB = 1024 * 1024;
+/** A hub on an HTTP and Socket.IO server of its own. */
+export interface Hub extends AttachedHub {
+  /** http://127.0.0.1:<port> */
+  url: string;
+  port: number;
+  httpServer: HttpServer;
+  /** Closes the queue, then the Socket.IO and HTTP servers. */
+  close(): Promise<void>;
+}
 
-export async function createHub(config: HubConfig, options: HubOptions = {}): Promise<Hub> {
-  const log = options.log ?? createLogger(config.logLevel);
-  const store = options.store ?? (await openStore(config));
+/**
+ * Starts a hub on an HTTP server of its own: `/`, the topic namespaces `namespaces` allows, and
+ * the HTTP routes. Every option has a default (see HubOptions and HubConfig).
+ */
+export async function createHub(options: HubOptions = {}): Promise<Hub> {
+  const resolved = resolveOptions(options, "create");
+  const { config } = resolved;
+  let attached: AttachedHub | null = null;
+  // Socket.IO takes over this server's request listeners and passes on whatever is not its own.
+  const httpServer = createServer((req, res) => {
+    if (attached) attached.handleHttp(req, res);
+    else res.writeHead(503).end();
+  });
+  const io: HubServer = new Server(httpServer, socketServerOptions(config));
+  let adapter: { close(): Promise<void> } | null = null;
+  try {
+    // A cluster's hubs share rooms and broadcasts through Socket.IO's Redis adapter.
+    if (config.store === "redis") {
+      adapter = await useRedisAdapter(io, {
+        url: config.redisUrl,
+        prefix: config.redisPrefix,
+        log: resolved.logger,
+      });
+    }
+    attached = await attach(io, resolved);
+    const queue = attached;
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once("error", reject);
+      httpServer.listen(config.port, config.host, () => resolve());
+    }).catch(async (err) => {
+      await queue.close();
+      throw err;
+    });
+  } catch (err) {
+    await io.close();
+    await adapter?.close();
+    throw err;
+  }
+  const queue = attached;
+  const { port } = httpServer.address() as AddressInfo;
+
+  let closing: Promise<void> | null = null;
+  return {
+    ...queue,
+    url: `http://127.0.0.1:${port}`,
+    port,
+    httpServer,
+    close() {
+      closing ??= (async () => {
+        queue.core.close();
+        // Sockets first (their disconnect handlers hand leases back), then the queue's store.
+        await io.close();
+        await queue.close();
+        await adapter?.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Adds the queue to a host's Socket.IO server (or to an HTTP server, on a Socket.IO server made for
+ * it), on the namespaces `namespaces` names only: the host's events elsewhere are untouched.
+ *
+ * Server-wide settings stay the host's. The hub needs `maxHttpBufferSize` of at least
+ * `maxPayloadBytes × maxBatch × 1.1` (1 MiB to 64 MiB), and `cleanupEmptyChildNamespaces: true`
+ * when namespaces are chosen by a predicate; it logs a warning naming each setting that differs.
+ * `close()` detaches the queue and leaves the host's servers running.
+ */
+export async function attachHub(
+  target: AnyServer | HttpServer,
+  options: AttachOptions,
+): Promise<AttachedHub> {
+  const resolved = resolveOptions(options, "attach");
+  if (target instanceof Server) return attach(target as HubServer, resolved);
+  // An HTTP server without Socket.IO: a Socket.IO server made for the queue, detached again on close.
+  const httpServer = target;
+  const before = new Map<string, Listeners>(WATCHED.map((event) => [event, httpServer.listeners(event)]));
+  const io: HubServer = new Server(httpServer, socketServerOptions(resolved.config));
+  // Socket.IO always has `/`: refused here unless the queue serves it.
+  if (!resolved.serves("/")) io.use((_socket, next) => next(new Error("Invalid namespace")));
+  const attached = await attach(io, resolved);
+  return {
+    ...attached,
+    async close() {
+      await attached.close();
+      io.engine.close();
+      restoreListeners(httpServer, before);
+    },
+  };
+}
+
+/** Events whose listeners Engine.IO adds to (or, for `request`, takes over on) an HTTP server. */
+const WATCHED = ["request", "upgrade", "close", "listening"] as const;
+
+type Listeners = ReturnType<HttpServer["listeners"]>;
+
+function restoreListeners(server: HttpServer, before: Map<string, Listeners>) {
+  for (const [event, original] of before) {
+    for (const listener of server.listeners(event)) {
+      if (!original.includes(listener)) server.off(event, listener as () => void);
+    }
+    for (const listener of original) {
+      if (!server.listeners(event).includes(listener)) server.on(event, listener as () => void);
+    }
+  }
+}
+
+/** The one place where the queue attaches to namespaces. */
+async function attach(io: HubServer, resolved: ResolvedOptions): Promise<AttachedHub> {
+  const { config, serves } = resolved;
+  const log = resolved.logger;
+  if (resolved.fixed.length === 0 && resolved.onDemand === null) {
+    log.warn("queuehub attached to no namespace", {});
+  }
+  checkHostServer(io, resolved, log);
+  const store = resolved.queueStore ?? (await openStore(config));
   const core = new QueueCore(store, config, log);
   const verifier = config.secret ? new TokenVerifier(config.secret) : null;
-  const namespaceAllowed = (name: string) =>
-    name === "/" || (NAMESPACE_PATTERN.test(name) && (config.namespaces?.includes(name) ?? true));
 
-  // Socket.IO takes over this server's request listeners and passes on whatever is not its own.
-  const httpServer = createServer(
-    createHttpHandler({
-      config,
-      core,
-      store,
-      log,
-      verifier,
-      namespaceAllowed,
-      connections: () => io.engine.clientsCount,
-      clients: (ns) => connectedClients(io, ns),
-    }),
-  );
-  const io: HubServer = new Server(httpServer, {
-    // Frames must fit a full batch, so oversized payloads get PAYLOAD_TOO_LARGE instead of a cut connection.
-    maxHttpBufferSize: Math.min(
-      64 * ONE_MIB,
-      Math.max(ONE_MIB, config.maxPayloadBytes * config.maxBatch * 1.1),
-    ),
-    serveClient: false,
-    cleanupEmptyChildNamespaces: true,
-  });
-
-  // In a cluster the adapter must be in place before namespaces start serving.
+  // In a cluster the other hubs must hear of this one before its namespaces start serving.
   const cluster =
     config.store === "redis"
-      ? await joinCluster(io, core, { url: config.redisUrl, prefix: config.redisPrefix, log })
+      ? await joinCluster(io, core, { url: config.redisUrl, prefix: config.redisPrefix, log }).catch(
+          async (err: unknown) => {
+            core.close();
+            await store.close();
+            throw err;
+          },
+        )
       : null;
 
+  /** Live sockets of the queue's namespaces, by namespace. */
+  const sockets = new Map<string, Set<HubSocket>>();
+  let closed = false;
+
   const authenticate = async (socket: HubSocket, next: (err?: Error) => void) => {
+    if (closed) return next(new Error("queuehub closed"));
     const auth = (socket.handshake.auth ?? {}) as HandshakeAuth;
     const clientId = auth.clientId ?? undefined;
     socket.data.batch = auth.batch === true;
@@ -92,24 +228,54 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     socket.data.clientId = clientId ?? null;
     next();
   };
-  const serve = (nsp: ReturnType<typeof io.of>) => {
-    nsp.use((socket, next) => void authenticate(socket, next));
-    nsp.on("connection", (socket) => handleConnection(socket, core, log, { maxBatch: config.maxBatch }));
+  const onConnection = (socket: HubSocket) => {
+    const ns = socket.nsp.name;
+    const live = sockets.get(ns) ?? new Set();
+    sockets.set(ns, live);
+    live.add(socket);
+    socket.once("disconnect", () => {
+      live.delete(socket);
+      if (live.size === 0) sockets.delete(ns);
+    });
+    handleConnection(socket, core, log, { maxBatch: config.maxBatch });
   };
-  serve(io.of("/"));
-  serve(io.of((name, _auth, next) => next(null, name !== "/" && namespaceAllowed(name))));
+  const served: Namespace[] = [];
+  const serve = (nsp: Namespace) => {
+    nsp.use((socket, next) => void authenticate(socket, next));
+    nsp.on("connection", onConnection);
+    served.push(nsp);
+  };
+  for (const name of resolved.fixed) serve(io.of(name));
+  const { onDemand } = resolved;
+  if (onDemand) serve(io.of((name, _auth, next) => next(null, !closed && onDemand(name))));
 
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once("error", reject);
-    httpServer.listen(config.port, config.host, () => resolve());
+  const clients = (ns?: string): ConnectedClient[] =>
+    [...sockets]
+      .filter(([name]) => ns === undefined || name === ns)
+      .flatMap(([, live]) => [...live])
+      .flatMap((socket) =>
+        socket.data.clientId === null
+          ? []
+          : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
+      );
+  const handleHttp = createHttpHandler({
+    config,
+    core,
+    store,
+    log,
+    verifier,
+    namespaceAllowed: serves,
+    connections: () => [...sockets.values()].reduce((n, live) => n + live.size, 0),
+    clients,
   });
-  const { port } = httpServer.address() as AddressInfo;
 
   let closing: Promise<void> | null = null;
   const close = () => {
     closing ??= (async () => {
+      closed = true;
       core.close();
-      await io.close();
+      for (const nsp of served) nsp.off("connection", onConnection);
+      for (const live of sockets.values()) for (const socket of live) socket.disconnect();
       await cluster?.close();
       // Let disconnect handlers hand their leases back before the store goes.
       await new Promise((resolve) => setImmediate(resolve));
@@ -117,16 +283,5 @@ export async function createHub(config: HubConfig, options: HubOptions = {}): Pr
     })();
     return closing;
   };
-  return { url: `http://127.0.0.1:${port}`, port, io, core, store, close };
-}
-
-function connectedClients(io: HubServer, ns?: string) {
-  return [...io._nsps.values()]
-    .filter((nsp) => ns === undefined || nsp.name === ns)
-    .flatMap((nsp) => [...nsp.sockets.values()])
-    .flatMap((socket) =>
-      socket.data.clientId === null
-        ? []
-        : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
-    );
+  return { io, core, store, log, serves, clients, handleHttp, close };
 }

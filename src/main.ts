@@ -54,7 +54,7 @@ async function main() {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
   try {
-    hub = await createHub(config, { log });
+    hub = await createHub({ ...config, logger: log });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     log.error("hub failed to start", { err: message });

@@ -116,6 +116,7 @@ export const CONNECT_ERRORS = {
   unauthorized: "unauthorized",
 } as const;
 
+/** A topic namespace (`/caps`); the default namespace `/` is the other valid name. */
 export const NAMESPACE_PATTERN = /^\/[a-z0-9][a-z0-9_-]{0,63}$/;
 /** Printable characters allowed in ids and event names: letters, digits, space and `._:@-`. */
 export const CLIENT_ID_PATTERN = /^[A-Za-z0-9 ._:@-]{1,128}$/;
@@ -140,6 +141,17 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
 
 export function isValidClientId(id: unknown): id is string {
   return typeof id === "string" && CLIENT_ID_PATTERN.test(id);
+}
+
+/** `/` or a topic namespace such as `/caps`. */
+export function isValidNamespace(name: string): boolean {
+  return name === "/" || NAMESPACE_PATTERN.test(name);
+}
+
+/** A namespace as users write it, with or without its slash (`caps`, `/caps`), as the hub writes it; null when it is not a valid name. */
+export function toNamespace(input: string): string | null {
+  const name = input.startsWith("/") ? input : `/${input}`;
+  return isValidNamespace(name) ? name : null;
 }
 
 export function isValidEventName(name: string): boolean {

@@ -1,6 +1,6 @@
 // Test support: a real hub on port 0 and real socket.io clients, with their cleanup.
 import { io, type Socket } from "socket.io-client";
-import { defaultConfig, type HubConfig } from "../../src/config.js";
+import type { HubConfig } from "../../src/config.js";
 import { createHub, type Hub } from "../../src/hub.js";
 import type { AnyReply, Message } from "../../src/protocol.js";
 import { MemoryStore } from "../../src/store/memory.js";
@@ -16,12 +16,13 @@ export interface TestContext {
 }
 
 export async function startHub(overrides: Partial<HubConfig> = {}, store?: QueueStore): Promise<TestContext> {
-  const hub = await createHub(
-    defaultConfig({ port: 0, host: "127.0.0.1", logLevel: "silent", ...overrides }),
-    {
-      store: store ?? new MemoryStore(),
-    },
-  );
+  const hub = await createHub({
+    port: 0,
+    host: "127.0.0.1",
+    logLevel: "silent",
+    ...overrides,
+    queueStore: store ?? new MemoryStore(),
+  });
   const clients: TestClient[] = [];
   return {
     hub,
