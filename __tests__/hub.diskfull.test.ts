@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteStore } from "../src/store/sqlite.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
 import { startHub, type TestContext } from "./support/hub.js";
 
 const dir = mkdtempSync(join(tmpdir(), "queuehub-full-"));

@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteStore } from "../src/store/sqlite.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
 import { settle, startHub } from "./support/hub.js";
 import { deliverySemantics } from "./support/semantics.js";
 

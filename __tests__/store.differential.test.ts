@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { MemoryStore } from "../src/store/memory.js";
-import { SqliteStore } from "../src/store/sqlite.js";
+import { SqliteStore } from "../src/store/sqlite/index.js";
 import {
   clientQueue,
   type DeadLetter,

@@ -2,7 +2,7 @@
 // REDIS_URL (default redis://127.0.0.1:6379). Without Redis the tests are skipped with a
 // warning, except with CI=true, where they run and fail loudly.
 import { Redis } from "ioredis";
-import { RedisStore } from "../src/store/redis.js";
+import { RedisStore } from "../src/store/redis/index.js";
 import { clientQueue, groupQueue, type NewMessage, StoreError } from "../src/store/store.js";
 import { deleteKeys, describeWithRedis, freePort, PrivateRedis, REDIS_URL, RUN } from "./support/redis.js";
 import { storeConformance } from "./support/store-conformance.js";

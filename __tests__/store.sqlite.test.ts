@@ -3,7 +3,7 @@ import { randomFillSync } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SQL, SqliteStore } from "../src/store/sqlite.js";
+import { SQL, SqliteStore } from "../src/store/sqlite/index.js";
 import { clientQueue, type EnqueueRequest, type NewMessage, StoreError } from "../src/store/store.js";
 import { storeConformance } from "./support/store-conformance.js";
 
@@ -614,7 +614,7 @@ describe("SqliteStore durability", () => {
     const script = join(dir, "writer.mts");
     writeFileSync(
       script,
-      `import { SqliteStore } from ${JSON.stringify(join(process.cwd(), "src/store/sqlite.ts"))};
+      `import { SqliteStore } from ${JSON.stringify(join(process.cwd(), "src/store/sqlite/index.ts"))};
       const store = SqliteStore.open({ file: ${JSON.stringify(file)}, sync: "normal" });
       let n = 0;
       const writer = async () => {

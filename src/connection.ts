@@ -6,6 +6,7 @@ import type { Logger } from "./log.js";
 import {
   type AnyReply,
   type ClientToHubEvents,
+  emitDelivery,
   failure,
   type HubToClientEvents,
   isValidEventName,
@@ -52,8 +53,7 @@ export function handleConnection(
       clientId,
       send: (messages: Message[]) => {
         if (batch) socket.emit("deliveries", messages);
-        else
-          for (const m of messages) (socket.emit as unknown as (ev: string, m: Message) => void)(m.event, m);
+        else for (const m of messages) emitDelivery(socket, m);
       },
     };
     void core.attach(consumer);

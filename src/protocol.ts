@@ -1,4 +1,4 @@
-// The wire contract (../shared/PROTOCOL.md, v1) as types. The hub uses these as
+// The wire contract (../shared/PROTOCOL.md, v1.1) as types. The hub uses these as
 // `Server<ClientToHubEvents, HubToClientEvents>` and the client library as
 // `Socket<HubToClientEvents, ClientToHubEvents>`, so both sides are checked by the compiler.
 
@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   "QUEUE_FULL",
   "RATE_LIMITED",
   "UNAVAILABLE",
+  "FORBIDDEN",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -38,12 +39,16 @@ export interface Message {
   from: string | null;
   /** 1 on the first send; counts every send. */
   deliveries: number;
+  /** The room it was published to, for a room delivery. */
+  room?: string;
 }
 
 export interface PublishRequest {
   event: string;
   payload?: unknown;
   to?: string | string[];
+  /** Every member of this room except the publisher (unless `echo`); never with `to`. */
+  room?: string;
   key?: string;
   echo?: boolean;
   /** Per-message time to live in milliseconds (overrides the hub's default). */
@@ -76,12 +81,23 @@ export interface GetAllRequest {
   clientId?: string;
 }
 
+export interface MembersRequest {
+  room: string;
+}
+
+export interface RoomMember {
+  clientId: string;
+  /** The member has a connection open to the namespace now. */
+  online: boolean;
+}
+
 export type SubscribeReply = Reply<{ events: string[] }>;
 export type OkReply = Reply;
 export type PublishReply = Reply<{ messageId: string }>;
 export type PublishBatchReply = Reply<{ messageIds: string[] }>;
 export type ReceivedReply = Reply<{ removed: number }>;
 export type GetAllReply = Reply<{ count: number }>;
+export type MembersReply = Reply<{ members: RoomMember[] }>;
 
 type Ack<R> = (reply: R) => void;
 
@@ -90,15 +106,52 @@ export interface ClientToHubEvents {
   subscribe: (req: SubscribeRequest, ack?: Ack<SubscribeReply>) => void;
   unsubscribe: (req: UnsubscribeRequest, ack?: Ack<OkReply>) => void;
   join: (room: string, ack?: Ack<OkReply>) => void;
+  leave: (room: string, ack?: Ack<OkReply>) => void;
+  members: (req: MembersRequest, ack?: Ack<MembersReply>) => void;
   publish: (req: PublishRequest | PublishRequest[], ack?: Ack<PublishReply | PublishBatchReply>) => void;
   received: (req: ReceivedRequest, ack?: Ack<ReceivedReply>) => void;
   getAll: (req: GetAllRequest | undefined, ack?: Ack<GetAllReply>) => void;
 }
 
-/** Hub → client: each delivery is emitted under its event name; batch clients get `deliveries`. */
+/** A room member came or went (live only, never queued). */
+export interface PresenceEvent {
+  room: string;
+  clientId: string;
+  online: boolean;
+}
+
+/** A refusal sent to a connection whose request carried no ack callback (lab clients). */
+export interface HubErrorEvent {
+  /** The event that was refused. */
+  event: string;
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * Hub → client events with fixed names. Besides these, each delivery is emitted under its
+ * message's own event name (see DeliveryEvents and emitDelivery); batch clients get `deliveries`.
+ */
 export interface HubToClientEvents {
   deliveries: (messages: Message[]) => void;
-  [event: string]: (message: Message & Message[]) => void;
+  presence: (event: PresenceEvent) => void;
+  "hub:error": (error: HubErrorEvent) => void;
+}
+
+/**
+ * Hub → client deliveries: any other event name carries one message. A separate map, because one
+ * map cannot say "any name but the fixed ones" (an index signature would have to admit theirs).
+ */
+export type DeliveryEvents = Record<string, (message: Message) => void>;
+
+/** Anything Socket.IO emits through (a socket, a namespace, a broadcast): event names are free at run time. */
+export interface DeliveryEmitter {
+  emit(event: string, ...args: unknown[]): boolean;
+}
+
+/** Emits one delivery under its message's event name, as DeliveryEvents says. */
+export function emitDelivery(to: DeliveryEmitter, message: Message): void {
+  to.emit(message.event, message);
 }
 
 /** Handshake `auth` object. */
@@ -130,7 +183,11 @@ export const RESERVED_EVENTS: ReadonlySet<string> = new Set([
   "received",
   "getAll",
   "join",
+  "leave",
+  "members",
   "deliveries",
+  "presence",
+  "hub:error",
   "connect",
   "connect_error",
   "disconnect",

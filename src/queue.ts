@@ -10,6 +10,7 @@ import {
   clientQueue,
   isGroupQueue,
   type NewMessage,
+  nsKey,
   type QueueName,
   type QueueStore,
   StoreError,
@@ -77,8 +78,6 @@ class Connection {
   constructor(readonly consumer: Consumer) {}
 }
 
-const key = (ns: string, name: string) => `${ns}\u0000${name}`;
-
 /** What one claim did for a connection: messages sent, and whether the store stopped early. */
 interface Claimed {
   sent: number;
@@ -115,7 +114,7 @@ export class QueueCore {
   async attach(consumer: Consumer): Promise<void> {
     const conn = new Connection(consumer);
     this.byConsumer.set(consumer, conn);
-    const k = key(consumer.ns, consumer.clientId);
+    const k = nsKey(consumer.ns, consumer.clientId);
     const older = this.clients.get(k) ?? [];
     this.clients.set(k, [...older, conn]);
     for (const previous of older) previous.active = false;
@@ -138,7 +137,7 @@ export class QueueCore {
     if (!conn) return;
     this.byConsumer.delete(consumer);
     conn.closed = true;
-    const k = key(consumer.ns, consumer.clientId);
+    const k = nsKey(consumer.ns, consumer.clientId);
     const remaining = (this.clients.get(k) ?? []).filter((c) => c !== conn);
     if (remaining.length) this.clients.set(k, remaining);
     else this.clients.delete(k);
@@ -158,7 +157,7 @@ export class QueueCore {
 
   /** Another hub took over this client: local connections stop receiving. */
   surrender(ns: string, clientId: string): void {
-    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+    for (const conn of this.clients.get(nsKey(ns, clientId)) ?? []) {
       conn.active = false;
       conn.inflight.clear();
     }
@@ -192,7 +191,7 @@ export class QueueCore {
     items: ParsedPublish[],
   ): Promise<Failure | { ok: true; messageIds: string[] }> {
     const now = Date.now();
-    if (from !== null && !this.takeTokens(`${ns}\u0000${from}`, items.length, now)) {
+    if (from !== null && !this.takeTokens(nsKey(ns, from), items.length, now)) {
       return this.refuse(
         failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${from}; retry later`),
       );
@@ -248,7 +247,7 @@ export class QueueCore {
     // The window frees at once, so the next claim joins the ack in the store's batch instead of
     // waiting for its commit. Ids in flight are freed even if already gone from the store (expired).
     const freed: { conn: Connection; id: string; flight: InFlight }[] = [];
-    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+    for (const conn of this.clients.get(nsKey(ns, clientId)) ?? []) {
       for (const id of messageIds) {
         const flight = conn.inflight.get(id);
         if (flight === undefined) continue;
@@ -288,9 +287,9 @@ export class QueueCore {
   wakeLocal(ns: string, queues: QueueName[]): void {
     for (const queue of queues) {
       if (isGroupQueue(queue)) {
-        if (this.groupConsumers.has(key(ns, queue))) void this.pumpGroup(ns, queue);
+        if (this.groupConsumers.has(nsKey(ns, queue))) void this.pumpGroup(ns, queue);
       } else {
-        const conn = this.clients.get(key(ns, queue.slice(2)))?.at(-1);
+        const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
         if (conn?.active) void this.pump(conn);
       }
     }
@@ -333,7 +332,7 @@ export class QueueCore {
    * every member takes a full one, so a burst is spread and a backlog still moves in pages.
    */
   private async pumpGroup(ns: string, queue: QueueName): Promise<void> {
-    const k = key(ns, queue);
+    const k = nsKey(ns, queue);
     const state = this.groups.get(k) ?? { pumping: false, again: false, turn: 0 };
     this.groups.set(k, state);
     if (state.pumping) {
@@ -482,7 +481,7 @@ export class QueueCore {
   }
 
   private async refreshClient(ns: string, clientId: string) {
-    for (const conn of this.clients.get(key(ns, clientId)) ?? []) {
+    for (const conn of this.clients.get(nsKey(ns, clientId)) ?? []) {
       await this.refreshQueues(conn);
       if (conn.active) void this.pump(conn);
     }
@@ -495,11 +494,11 @@ export class QueueCore {
 
   private indexGroups(conn: Connection, queues: QueueName[]) {
     for (const queue of conn.queues.filter(isGroupQueue)) {
-      this.groupConsumers.get(key(conn.consumer.ns, queue))?.delete(conn);
+      this.groupConsumers.get(nsKey(conn.consumer.ns, queue))?.delete(conn);
     }
     conn.queues = queues;
     for (const queue of queues.filter(isGroupQueue)) {
-      const k = key(conn.consumer.ns, queue);
+      const k = nsKey(conn.consumer.ns, queue);
       const members = this.groupConsumers.get(k) ?? new Set();
       members.add(conn);
       this.groupConsumers.set(k, members);

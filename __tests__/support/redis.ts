@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import { Redis } from "ioredis";
-import { deleteKeysWithPrefix } from "../../src/store/redis.js";
+import { deleteKeysWithPrefix } from "../../src/store/redis/index.js";
 
 export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const CI = process.env.CI === "true";

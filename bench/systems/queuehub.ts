@@ -151,7 +151,7 @@ export const queuehubRedis2Hubs: SystemDef = {
       logTail: () => [...a.server.logTail(), ...b.server.logTail()],
       async stop() {
         await Promise.all([a.server.stop(), b.server.stop()]);
-        const { deleteKeysWithPrefix } = await import("../../src/store/redis.js");
+        const { deleteKeysWithPrefix } = await import("../../src/store/redis/index.js");
         await deleteKeysWithPrefix(redisUrl, prefix);
       },
     };

@@ -3,12 +3,12 @@
 // the wire), asks for what it missed on every (re)connect, and reconnects with backoff.
 import { io, type Socket } from "socket.io-client";
 import type {
-  AnyReply,
   ClientToHubEvents,
   ErrorCode,
   HubToClientEvents,
   Message,
   PublishRequest,
+  Reply,
 } from "../protocol.js";
 
 export interface HubClientOptions {
@@ -47,6 +47,9 @@ type Listener = {
   disconnect: (reason: string) => void;
   error: (err: Error) => void;
 };
+
+/** What a publish's reply carries: one id, or a batch's ids. */
+type PublishResult = { messageId: string } | { messageIds: string[] };
 
 const RECENT_ACKS = 10_000;
 const ACK_BATCH = 256;
@@ -133,7 +136,8 @@ export class HubClient {
     // All handlers first, then the parked messages: their order across these events is kept.
     for (const e of events) this.handlers.set(e, handler);
     this.releaseParked();
-    await this.request("subscribe", { event: events, ...(options.group ? { group: options.group } : {}) });
+    const req = { event: events, ...(options.group ? { group: options.group } : {}) };
+    await this.request<{ events: string[] }>("subscribe", (ack) => this.socket.emit("subscribe", req, ack));
   }
 
   /** Handles messages of an event without subscribing (e.g. ones addressed to us with `to`). */
@@ -153,31 +157,43 @@ export class HubClient {
 
   async unsubscribe(event: string | string[]): Promise<void> {
     for (const e of Array.isArray(event) ? event : [event]) this.handlers.delete(e);
-    await this.request("unsubscribe", { event });
+    await this.request<object>("unsubscribe", (ack) => this.socket.emit("unsubscribe", { event }, ack));
   }
 
   /** Publishes once stored by the hub; returns the messageId. */
   async publish(event: string, payload: unknown, options: Omit<PublishRequest, "event" | "payload"> = {}) {
-    const reply = await this.request("publish", { event, payload, ...options });
-    return reply.messageId as string;
+    const req = { event, payload, ...options };
+    const reply = await this.request<PublishResult>("publish", (ack) =>
+      this.socket.emit("publish", req, ack),
+    );
+    if ("messageId" in reply) return reply.messageId;
+    throw new HubError("UNAVAILABLE", "the hub answered a single publish with a batch reply");
   }
 
   /** Publishes several messages, all or nothing. */
   async publishBatch(items: PublishRequest[]): Promise<string[]> {
-    const reply = await this.request("publish", items);
-    return reply.messageIds as string[];
+    const reply = await this.request<PublishResult>("publish", (ack) =>
+      this.socket.emit("publish", items, ack),
+    );
+    if ("messageIds" in reply) return reply.messageIds;
+    throw new HubError("UNAVAILABLE", "the hub answered a batch publish with a single reply");
   }
 
   /** Asks the hub to stream what is pending; returns how many messages that is. */
   async getAll(event?: string): Promise<number> {
-    const reply = await this.request("getAll", event === undefined ? {} : { event });
-    return reply.count as number;
+    const req = event === undefined ? {} : { event };
+    const reply = await this.request<{ count: number }>("getAll", (ack) =>
+      this.socket.emit("getAll", req, ack),
+    );
+    return reply.count;
   }
 
   /** Acks now (handlers are acked automatically). Returns how many entries the hub removed. */
   async ack(messageIds: string[]): Promise<number> {
-    const reply = await this.request("received", { messageIds });
-    return reply.removed as number;
+    const reply = await this.request<{ removed: number }>("received", (ack) =>
+      this.socket.emit("received", { messageIds }, ack),
+    );
+    return reply.removed;
   }
 
   close(): void {
@@ -185,18 +201,22 @@ export class HubClient {
     this.socket.close();
   }
 
-  private async request(event: keyof ClientToHubEvents, arg: unknown): Promise<Record<string, unknown>> {
-    let reply: AnyReply;
-    try {
-      const timed = this.socket.timeout(this.replyTimeoutMs) as unknown as {
-        emitWithAck(ev: string, arg: unknown): Promise<AnyReply>;
-      };
-      reply = await timed.emitWithAck(event, arg);
-    } catch (err) {
-      throw new HubError("TIMEOUT", `no reply to ${event} within ${this.replyTimeoutMs} ms`, { cause: err });
-    }
-    if (!reply.ok) throw new HubError(reply.error.code, reply.error.message);
-    return reply;
+  /** Sends one request through `send` and waits for its reply: the success, or a HubError. */
+  private request<T extends object>(
+    event: keyof ClientToHubEvents,
+    send: (ack: (reply: Reply<T>) => void) => void,
+  ): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new HubError("TIMEOUT", `no reply to ${event} within ${this.replyTimeoutMs} ms`)),
+        this.replyTimeoutMs,
+      );
+      send((reply) => {
+        clearTimeout(timer);
+        if (reply.ok) resolve(reply);
+        else reject(new HubError(reply.error.code, reply.error.message));
+      });
+    });
   }
 
   private dispatch(message: Message) {

@@ -9,11 +9,11 @@ export async function openStore(config: HubConfig): Promise<QueueStore> {
     case "memory":
       return new MemoryStore();
     case "sqlite": {
-      const { SqliteStore } = await import("./sqlite.js");
+      const { SqliteStore } = await import("./sqlite/index.js");
       return SqliteStore.open({ file: config.db, sync: config.sync, flushIntervalMs: config.flushMs });
     }
     case "redis": {
-      const { RedisStore } = await import("./redis.js");
+      const { RedisStore } = await import("./redis/index.js");
       return RedisStore.connect({ url: config.redisUrl, prefix: config.redisPrefix });
     }
   }

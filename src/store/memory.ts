@@ -11,6 +11,7 @@ import {
   groupQueue,
   isGroupQueue,
   type NewMessage,
+  nsKey,
   type QueueName,
   type QueueStats,
   type QueueStore,
@@ -24,8 +25,6 @@ interface Entry {
   leaseOwner: string | null;
   leaseUntil: number;
 }
-
-const key = (ns: string, name: string) => `${ns}\u0000${name}`;
 
 export class MemoryStore implements QueueStore {
   /** ns → event → clientId → group */
@@ -72,7 +71,7 @@ export class MemoryStore implements QueueStore {
 
   async enqueue(req: EnqueueRequest): Promise<EnqueueResult> {
     this.check();
-    const dedupKey = req.key === undefined ? undefined : key(req.ns, req.key);
+    const dedupKey = req.key === undefined ? undefined : nsKey(req.ns, req.key);
     if (dedupKey) {
       const seen = this.dedup.get(dedupKey);
       if (seen && seen.expiresAt > req.now) {
@@ -84,7 +83,7 @@ export class MemoryStore implements QueueStore {
     for (const queues of targets) for (const q of queues) added.set(q, (added.get(q) ?? 0) + 1);
     if (req.maxQueueLength > 0 && req.overflow === "reject") {
       for (const [queue, n] of added) {
-        const size = this.queues.get(key(req.ns, queue))?.size ?? 0;
+        const size = this.queues.get(nsKey(req.ns, queue))?.size ?? 0;
         if (size + n > req.maxQueueLength) {
           throw new StoreError("QUEUE_FULL", `queue ${queue} holds ${size} of ${req.maxQueueLength}`);
         }
@@ -290,7 +289,7 @@ export class MemoryStore implements QueueStore {
   private queueOf(ns: string, queue: QueueName, create: true): Map<string, Entry>;
   private queueOf(ns: string, queue: QueueName, create: false): Map<string, Entry> | undefined;
   private queueOf(ns: string, queue: QueueName, create: boolean) {
-    const k = key(ns, queue);
+    const k = nsKey(ns, queue);
     return create ? getOrInit(this.queues, k, () => new Map()) : this.queues.get(k);
   }
 

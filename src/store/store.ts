@@ -12,6 +12,9 @@ export const clientQueue = (clientId: string): QueueName => `c:${clientId}`;
 export const groupQueue = (group: string): QueueName => `g:${group}`;
 export const isGroupQueue = (queue: QueueName): boolean => queue.startsWith("g:");
 
+/** A map key for a name (a queue, a clientId) within a namespace. */
+export const nsKey = (ns: string, name: string): string => `${ns}\u0000${name}`;
+
 export type OverflowPolicy = "reject" | "drop-oldest";
 
 /** A message as the hub hands it to the store; the store keeps one copy per target queue. */

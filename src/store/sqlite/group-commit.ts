@@ -1,0 +1,197 @@
+// Group commit: every write is queued and run, in arrival order, inside ONE transaction that is
+// committed `flushIntervalMs` after the first queued write (setImmediate when 0) or as soon as
+// `maxBatch` writes are queued. Each write runs inside its own SAVEPOINT, so one refusal
+// (QUEUE_FULL) rolls back only that write; each promise settles only after COMMIT returns. If the
+// commit itself fails (disk full, read-only, I/O error), the whole batch is rolled back and every
+// write of it rejects with StoreError UNAVAILABLE; later batches try again. Reads run directly on
+// the same connection, outside any transaction, so they see exactly the committed writes.
+import type Database from "better-sqlite3";
+import { StoreError } from "../store.js";
+import { closedError, sqliteCode, unavailable } from "./errors.js";
+
+/** What the store does around each write of a batch. */
+export interface BatchHooks {
+  /** After a write ran, before its savepoint is released: store what it changed. */
+  afterWrite(): void;
+  /** After a rollback (of one write or of the batch): forget what memory may hold of it. */
+  afterRollback(): void;
+  /** After each commit. */
+  afterCommit(): void;
+}
+
+export interface GroupCommitOptions {
+  /** Longest wait before a queued write is committed. @default 1 (0 = next setImmediate) */
+  flushIntervalMs?: number;
+  /** Commit at once when this many writes are queued. @default 256 */
+  maxBatch?: number;
+}
+
+interface Op {
+  run(): unknown;
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+const TRANSACTION = {
+  begin: "BEGIN IMMEDIATE",
+  commit: "COMMIT",
+  rollback: "ROLLBACK",
+  savepoint: "SAVEPOINT op",
+  release: "RELEASE op",
+  rollbackTo: "ROLLBACK TO op",
+} as const;
+
+export class GroupCommit {
+  private readonly t: { [K in keyof typeof TRANSACTION]: Database.Statement<unknown[], unknown> };
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private ops: Op[] = [];
+  private timer: { immediate: boolean; cancel(): void } | undefined;
+  private closedFlag = false;
+  private commitCount = 0;
+  /** Set when a batch or a write of it failed for a storage reason; cleared by a clean batch. */
+  private failingFlag = false;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly file: string,
+    opts: GroupCommitOptions,
+    private readonly hooks: BatchHooks,
+  ) {
+    this.flushIntervalMs = Math.max(0, opts.flushIntervalMs ?? 1);
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 256);
+    this.t = Object.fromEntries(
+      Object.entries(TRANSACTION).map(([name, sql]) => [name, db.prepare(sql)]),
+    ) as GroupCommit["t"];
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** Transactions committed so far (one per batch of writes). */
+  get commits(): number {
+    return this.commitCount;
+  }
+
+  /** True while the last batch (or a write of it) failed for a storage reason. */
+  get failing(): boolean {
+    return this.failingFlag;
+  }
+
+  /** Queues a write; it settles once its batch is committed (or refused). */
+  write<T>(run: () => T): Promise<T> {
+    if (this.closedFlag) return Promise.reject(closedError(this.file));
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ run, resolve: resolve as (value: unknown) => void, reject });
+      // A full batch is committed on the next turn of the event loop, never inside the caller:
+      // a synchronous commit would settle promises in microtasks, and busy callers could then
+      // starve timers and socket I/O.
+      if (this.ops.length >= this.maxBatch) this.schedule(true);
+      else if (!this.timer) this.schedule(this.flushIntervalMs === 0);
+    });
+  }
+
+  /** Runs a read at once, outside any transaction. */
+  read<T>(run: () => T): Promise<T> {
+    if (this.closedFlag) return Promise.reject(closedError(this.file));
+    try {
+      return Promise.resolve(run());
+    } catch (err) {
+      return Promise.reject(
+        sqliteCode(err) ? unavailable(this.file, err, "read", "nothing was changed") : err,
+      );
+    }
+  }
+
+  /** Commits the writes still queued; later writes and reads are refused. */
+  close() {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    while (this.ops.length > 0) this.flush();
+    this.cancelTimer();
+  }
+
+  private schedule(immediate: boolean) {
+    if (this.timer?.immediate || (this.timer && !immediate)) return;
+    this.cancelTimer();
+    const flush = () => {
+      this.timer = undefined;
+      this.flush();
+    };
+    this.timer = immediate
+      ? { immediate, cancel: clearImmediate.bind(null, setImmediate(flush)) }
+      : { immediate, cancel: clearTimeout.bind(null, setTimeout(flush, this.flushIntervalMs)) };
+  }
+
+  private cancelTimer() {
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /**
+   * Runs up to `maxBatch` queued writes in one transaction, each in a savepoint, then commits
+   * and settles them. More queued writes get the next turn of the event loop.
+   */
+  private flush() {
+    this.cancelTimer();
+    const batch = this.ops.splice(0, this.maxBatch);
+    if (this.ops.length > 0) this.schedule(true);
+    if (batch.length === 0) return;
+    const outcomes: Outcome[] = [];
+    let failure: { cause: unknown } | undefined;
+    let opFailed = false;
+    try {
+      this.t.begin.run();
+      for (const op of batch) {
+        this.t.savepoint.run();
+        try {
+          const value = op.run();
+          this.hooks.afterWrite();
+          this.t.release.run();
+          outcomes.push({ ok: true, value });
+        } catch (err) {
+          // SQLite may have rolled back the whole transaction (SQLITE_FULL, IOERR, ...).
+          this.hooks.afterRollback();
+          if (!this.db.inTransaction) throw err;
+          this.t.rollbackTo.run();
+          this.t.release.run();
+          if (!(err instanceof StoreError) && sqliteCode(err)) opFailed = true;
+          outcomes.push({ ok: false, error: this.opError(err) });
+        }
+      }
+      this.t.commit.run();
+      this.commitCount++;
+      this.hooks.afterCommit();
+    } catch (err) {
+      failure = { cause: err };
+      if (this.db.inTransaction) {
+        try {
+          this.t.rollback.run();
+        } catch {
+          // nothing more to undo
+        }
+      }
+      this.hooks.afterRollback();
+    }
+    if (failure !== undefined) {
+      this.failingFlag = true;
+      const error = unavailable(this.file, failure.cause, "write", "nothing of this batch was stored");
+      for (const op of batch) op.reject(error);
+      return;
+    }
+    this.failingFlag = opFailed;
+    batch.forEach((op, i) => {
+      const outcome = outcomes[i] as Outcome;
+      if (outcome.ok) op.resolve(outcome.value);
+      else op.reject(outcome.error);
+    });
+  }
+
+  private opError(err: unknown) {
+    if (err instanceof StoreError || !sqliteCode(err)) return err;
+    return unavailable(this.file, err, "write", "nothing of this operation was stored");
+  }
+}
