@@ -42,6 +42,7 @@ export { MemoryStore } from "./store/memory.js";
 export type { QueueStore } from "./store/store.js";
 
 export type HubServer = Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
+type HubNamespace = Namespace<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
 
 /** A connected, identified socket, as the operator views list them. */
 export interface ConnectedClient {
@@ -239,8 +240,8 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     });
     handleConnection(socket, core, log, { maxBatch: config.maxBatch });
   };
-  const served: Namespace[] = [];
-  const serve = (nsp: Namespace) => {
+  const served: HubNamespace[] = [];
+  const serve = (nsp: HubNamespace) => {
     nsp.use((socket, next) => void authenticate(socket, next));
     nsp.on("connection", onConnection);
     served.push(nsp);
