@@ -33,7 +33,7 @@ export async function useRedisAdapter(
   const pub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   const sub = pub.duplicate();
   for (const client of [pub, sub]) {
-    client.on("error", (err: Error) => log.debug("cluster redis error", { err: err.message }));
+    client.on("error", (err: Error) => log.debug({ err: err.message }, "cluster redis error"));
   }
   await Promise.all([pub.connect(), sub.connect()]);
   io.adapter(createAdapter(pub, sub, { key: `${options.prefix}socket.io` }));
@@ -55,7 +55,7 @@ export async function joinCluster(
   const pub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   const events = pub.duplicate();
   for (const client of [pub, events]) {
-    client.on("error", (err: Error) => log.debug("cluster redis error", { err: err.message }));
+    client.on("error", (err: Error) => log.debug({ err: err.message }, "cluster redis error"));
   }
   await Promise.all([pub.connect(), events.connect()]);
 
@@ -67,7 +67,7 @@ export async function joinCluster(
     try {
       event = JSON.parse(text) as HubEvent;
     } catch {
-      return log.warn("cluster: malformed hub event dropped", { text: text.slice(0, 200) });
+      return log.warn({ text: text.slice(0, 200) }, "cluster: malformed hub event dropped");
     }
     if (event.origin === origin) return;
     if (event.type === "wake") core.wakeLocal(event.ns, event.queues);
@@ -83,7 +83,7 @@ export async function joinCluster(
   const send = (event: HubEvent) => {
     pub.publish(channel, JSON.stringify(event)).catch((err: Error) => {
       // Consumers on other hubs then pick the entries up on their next pull or reconnect.
-      log.warn("cluster: hub event not sent", { type: event.type, err: err.message });
+      log.warn({ type: event.type, err: err.message }, "cluster: hub event not sent");
     });
   };
   const flush = () => {

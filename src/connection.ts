@@ -87,11 +87,11 @@ export function handleConnection(
     try {
       reply = await work();
     } catch (err) {
-      log.error("handler failed", { event, ns, err: String(err) });
+      log.error({ event, ns, err }, "handler failed");
       reply = failure("UNAVAILABLE", "the hub could not process this; nothing was changed, retry");
     }
     if (!reply.ok)
-      log.debug("error reply", { event, ns, clientId: socket.data.clientId, code: reply.error.code });
+      log.debug({ event, ns, clientId: socket.data.clientId, code: reply.error.code }, "error reply");
     ack?.(reply);
   };
 

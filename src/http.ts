@@ -47,7 +47,7 @@ export function createHttpHandler(deps: HttpDeps) {
   return (req: IncomingMessage, res: ServerResponse) => {
     route(deps, req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return send(res, err.status, err.reply);
-      deps.log.error("http handler failed", { url: req.url, err: String(err) });
+      deps.log.error({ url: req.url, err }, "http handler failed");
       send(res, 500, failure("UNAVAILABLE", "internal error; retry"));
     });
   };

@@ -191,7 +191,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const { config, serves } = resolved;
   const log = resolved.logger;
   if (resolved.fixed.length === 0 && resolved.onDemand === null) {
-    log.warn("queuehub attached to no namespace", {});
+    log.warn("queuehub attached to no namespace");
   }
   checkHostServer(io, resolved, log);
   const store = resolved.queueStore ?? (await openStore(config));

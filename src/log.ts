@@ -1,26 +1,34 @@
-// Structured logs: one JSON object per line on stdout, filtered by LOG_LEVEL.
+// Structured logs through pino: one JSON object per line, `level` as its label ("info"), `time`
+// (ISO 8601), `msg` and the fields. A host may pass its own pino logger instead.
+import { type DestinationStream, pino } from "pino";
 import type { LogLevel } from "./config.js";
 
-const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
 export type LogFields = Record<string, unknown>;
+
+/** pino's way: fields first, then the message. */
+export interface LogFn {
+  (fields: LogFields, msg: string): void;
+  (msg: string): void;
+}
+
+/** What the hub calls on a logger: a pino logger fits, as does any with the same methods. */
 export interface Logger {
-  debug(msg: string, fields?: LogFields): void;
-  info(msg: string, fields?: LogFields): void;
-  warn(msg: string, fields?: LogFields): void;
-  error(msg: string, fields?: LogFields): void;
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = defaultWrite): Logger {
-  const at = (lvl: Exclude<LogLevel, "silent">) => (msg: string, fields?: LogFields) => {
-    if (RANK[lvl] < RANK[level]) return;
-    write(`${JSON.stringify({ level: lvl, time: new Date().toISOString(), msg, ...fields })}\n`);
-  };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+/** The hub's own logger: JSON lines on stdout, or to `write` (one line per call) when given. */
+export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
+  const destination: DestinationStream = write ? { write } : process.stdout;
+  return pino(
+    {
+      level,
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  );
 }
-
-function defaultWrite(line: string) {
-  process.stdout.write(line);
-}
-
-export const silentLogger: Logger = createLogger("silent");

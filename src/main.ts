@@ -37,15 +37,15 @@ async function main() {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping || !hub) {
-      log.warn("exiting now", { signal });
+      log.warn({ signal }, "exiting now");
       process.exit(130);
     }
     stopping = true;
-    log.info("shutting down", { signal });
+    log.info({ signal }, "shutting down");
     hub.close().then(
       () => process.exit(0),
       (err) => {
-        log.error("shutdown failed", { err: String(err) });
+        log.error({ err }, "shutdown failed");
         process.exit(1);
       },
     );
@@ -57,18 +57,21 @@ async function main() {
     hub = await createHub({ ...config, logger: log });
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    log.error("hub failed to start", { err: message });
+    log.error({ err: message }, "hub failed to start");
     process.stderr.write(`queuehub: cannot start: ${message}\n`);
     process.exit(1);
   }
-  log.info("hub listening", {
-    url: hub.url,
-    port: hub.port,
-    store: config.store,
-    ...(config.store === "sqlite" ? { db: config.db, sync: config.sync } : {}),
-    ...(config.store === "redis" ? { redisPrefix: config.redisPrefix } : {}),
-    namespaces: config.namespaces ?? "any",
-  });
+  log.info(
+    {
+      url: hub.url,
+      port: hub.port,
+      store: config.store,
+      ...(config.store === "sqlite" ? { db: config.db, sync: config.sync } : {}),
+      ...(config.store === "redis" ? { redisPrefix: config.redisPrefix } : {}),
+      namespaces: config.namespaces ?? "any",
+    },
+    "hub listening",
+  );
 }
 
 void main();

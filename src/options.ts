@@ -139,8 +139,8 @@ export function checkHostServer(io: AnyServer, resolved: ResolvedOptions, log: L
     const recommended = wanted[setting.name];
     if (setting.fits(host, recommended)) continue;
     log.warn(
-      `host Socket.IO server: ${setting.name} is ${String(host)}, queuehub recommends ${String(recommended)} (${setting.why})`,
       { setting: setting.name, host, recommended },
+      `host Socket.IO server: ${setting.name} is ${String(host)}, queuehub recommends ${String(recommended)} (${setting.why})`,
     );
   }
 }

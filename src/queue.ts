@@ -125,7 +125,7 @@ export class QueueCore {
       this.peers?.takeover(consumer.ns, consumer.clientId);
       await this.refreshQueues(conn);
     } catch (err) {
-      this.log.error("attach failed", { ns: consumer.ns, clientId: consumer.clientId, err: String(err) });
+      this.log.error({ ns: consumer.ns, clientId: consumer.clientId, err }, "attach failed");
     }
     conn.ready = true;
     void this.pump(conn);
@@ -235,7 +235,7 @@ export class QueueCore {
       if (!result.duplicate) {
         this.metrics.published += messages.length;
         this.metrics.dropped += result.dropped;
-        if (result.dropped) this.log.warn("queue full: oldest dropped", { ns, dropped: result.dropped });
+        if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
         this.wake(ns, result.queues);
       }
       return { ok: true, messageIds: result.messageIds };
@@ -320,7 +320,7 @@ export class QueueCore {
     } catch (err) {
       // The store refused (e.g. outage): the ticker pumps again later.
       conn.retry = true;
-      this.log.warn("delivery paused: store error", { clientId: conn.consumer.clientId, err: String(err) });
+      this.log.warn({ clientId: conn.consumer.clientId, err }, "delivery paused: store error");
     } finally {
       conn.pumping = false;
     }
@@ -364,7 +364,7 @@ export class QueueCore {
         }
       } while (state.again);
     } catch (err) {
-      this.log.warn("group delivery paused: store error", { ns, queue, err: String(err) });
+      this.log.warn({ ns, queue, err }, "group delivery paused: store error");
     } finally {
       state.pumping = false;
       if (!this.groupConsumers.has(k)) this.groups.delete(k);
@@ -424,11 +424,11 @@ export class QueueCore {
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {
     if (expired) {
       this.metrics.expired += expired;
-      this.log.info("expired messages removed", { ns, queue, expired });
+      this.log.info({ ns, queue, expired }, "expired messages removed");
     }
     if (deadLettered) {
       this.metrics.deadLettered += deadLettered;
-      this.log.warn("messages moved to dead letters", { ns, queue, deadLettered });
+      this.log.warn({ ns, queue, deadLettered }, "messages moved to dead letters");
     }
   }
 
@@ -456,9 +456,9 @@ export class QueueCore {
       this.store.sweep(now).then(
         (removed) => {
           this.metrics.expired += removed;
-          if (removed) this.log.info("expired messages swept", { removed });
+          if (removed) this.log.info({ removed }, "expired messages swept");
         },
-        (err) => this.log.warn("sweep failed", { err: String(err) }),
+        (err) => this.log.warn({ err }, "sweep failed"),
       );
     }
   }
@@ -476,7 +476,7 @@ export class QueueCore {
       await Promise.all([...byQueue].map(([queue, ids]) => this.store.release(ns, queue, clientId, ids)));
     } catch (err) {
       // Leases then run out by themselves after the ack timeout.
-      this.log.warn("release failed", { clientId, err: String(err) });
+      this.log.warn({ clientId, err }, "release failed");
     }
   }
 
@@ -520,7 +520,7 @@ export class QueueCore {
 
   private refuse(reply: Failure): Failure {
     this.metrics.refused[reply.error.code] = (this.metrics.refused[reply.error.code] ?? 0) + 1;
-    this.log.info("refused", { code: reply.error.code, reason: reply.error.message });
+    this.log.info({ code: reply.error.code, reason: reply.error.message }, "refused");
     return reply;
   }
 
@@ -530,7 +530,7 @@ export class QueueCore {
       return await work();
     } catch (err) {
       if (err instanceof StoreError) return this.refuse(failure(err.code, err.message));
-      this.log.error("store operation failed", { err: String(err) });
+      this.log.error({ err }, "store operation failed");
       return this.refuse(failure("UNAVAILABLE", "the store cannot write now: nothing was stored, retry"));
     }
   }
