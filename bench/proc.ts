@@ -273,9 +273,12 @@ export class LoadProcess {
   progress: Record<string, number> = {};
 
   constructor(public label: string) {
+    // --cpu-prof-clients: each load process writes a profile when it exits (see kill()).
+    const profileDir = process.env.BENCH_CLIENT_CPU_PROF_DIR;
+    const profile = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${join(profileDir, label)}`] : [];
     this.child = fork(join(BENCH_DIR, "load.ts"), [label], {
       cwd: REPO_DIR,
-      execArgv: [...TSX_EXEC_ARGV, "--max-old-space-size=4096"],
+      execArgv: [...TSX_EXEC_ARGV, "--max-old-space-size=4096", ...profile],
       stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     track(this.child);
@@ -335,11 +338,15 @@ export class LoadProcess {
     return this.child.exitCode === null && this.child.signalCode === null && this.exitError === undefined;
   }
 
+  /** Ends the process: it exits by itself once the IPC channel closes (writing its profile, if any), else SIGKILL. */
   async kill(): Promise<void> {
     if (!this.alive) return;
     const exited = new Promise((resolve) => this.child.once("exit", resolve));
-    this.child.kill("SIGKILL");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 2000);
+    if (this.child.connected) this.child.disconnect();
+    else this.child.kill("SIGKILL");
     await exited;
+    clearTimeout(timer);
   }
 }
 

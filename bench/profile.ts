@@ -148,8 +148,50 @@ export function printProfiles(
   rows: ResultRow[],
   paint: { bold(t: string): string; dim(t: string): string },
 ): void {
-  const root = process.env.BENCH_HUB_CPU_PROF_DIR;
-  if (!root) return;
+  const hubs = process.env.BENCH_HUB_CPU_PROF_DIR;
+  if (hubs) printHubProfiles(hubs, scenario, rows, paint);
+  const clients = process.env.BENCH_CLIENT_CPU_PROF_DIR;
+  if (clients) printClientProfiles(clients, scenario, paint);
+}
+
+/** The load processes of a scenario (folders `<scenario>-<system>-<role>`): how busy, and on what. */
+function printClientProfiles(
+  root: string,
+  scenario: ScenarioName,
+  paint: { bold(t: string): string; dim(t: string): string },
+): void {
+  let folders: string[];
+  try {
+    folders = readdirSync(root).filter((name) => name.startsWith(`${scenario}-`));
+  } catch {
+    return;
+  }
+  if (!folders.length) return;
+  console.log(`\n${paint.bold(`cpu profiles of the load processes, ${scenario}`)}`);
+  for (const folder of folders.sort()) {
+    const file = mainProfile(join(root, folder));
+    if (!file) continue;
+    const summary = summarizeProfileFile(file, 25);
+    writeFileSync(join(root, folder, "summary.txt"), `${summary.text}\n`);
+    const busy = summary.busyMs / Math.max(1, summary.totalMs);
+    const top3 = summary.functions
+      .slice(0, 3)
+      .map((f) => `${f.name.split("  ")[0]} ${(f.share * 100).toFixed(0)}%`)
+      .join(", ");
+    console.log(
+      paint.dim(
+        `  ${folder.slice(scenario.length + 1).padEnd(32)} busy ${(busy * 100).toFixed(0).padStart(3)}% of ${(summary.totalMs / 1000).toFixed(1)} s; top: ${top3}`,
+      ),
+    );
+  }
+}
+
+function printHubProfiles(
+  root: string,
+  scenario: ScenarioName,
+  rows: ResultRow[],
+  paint: { bold(t: string): string; dim(t: string): string },
+): void {
   let folders: string[];
   try {
     folders = readdirSync(root).filter((name) => name.startsWith(`${scenario}-`));

@@ -73,6 +73,9 @@ Options:
   --cpu-prof               profile every hub process (node --cpu-prof) into
                            bench/results/profiles/<date>/<scenario>-<system>/ and print the top
                            self-time functions of each (also written as summary.txt beside)
+  --cpu-prof-clients       the same for the load processes (publishers, subscribers), into
+                           .../profiles/<date>/clients/: a client busy near 100% means the
+                           harness, not the system, sets the pace
   --profile-summary FILE   print the top self-time functions of a .cpuprofile, then exit
   --chart FILE.json        draw the chart of a saved run (FILE.svg), then exit
   --smoke                  CI check that everything still works, in seconds: tiny counts, several
@@ -139,6 +142,7 @@ interface Cli {
   color: boolean;
   hubEnv?: string;
   cpuProf: boolean;
+  cpuProfClients: boolean;
   /** Instead of a run: draw the chart of this results file, or summarise this profile. */
   chartFrom?: string;
   profileSummary?: string;
@@ -172,6 +176,7 @@ function parseCli(argv: string[]): Cli | undefined {
       stall: { type: "string" },
       "hub-env": { type: "string" },
       "cpu-prof": { type: "boolean" },
+      "cpu-prof-clients": { type: "boolean" },
       smoke: { type: "boolean" },
       "json-out": { type: "string" },
       "no-color": { type: "boolean" },
@@ -252,6 +257,7 @@ function parseCli(argv: string[]): Cli | undefined {
     color,
     hubEnv: values["hub-env"],
     cpuProf: values["cpu-prof"] ?? false,
+    cpuProfClients: values["cpu-prof-clients"] ?? false,
     chartFrom: values.chart,
     profileSummary: values["profile-summary"],
   };
@@ -611,7 +617,9 @@ async function main(): Promise<number> {
     .toISOString()
     .replace(/:/g, "-")
     .replace(/\.\d+Z$/, "Z");
-  if (cli.cpuProf) process.env.BENCH_HUB_CPU_PROF_DIR = join(BENCH_DIR, "results", "profiles", stamp);
+  const profiles = join(BENCH_DIR, "results", "profiles", stamp);
+  if (cli.cpuProf) process.env.BENCH_HUB_CPU_PROF_DIR = profiles;
+  if (cli.cpuProfClients) process.env.BENCH_CLIENT_CPU_PROF_DIR = join(profiles, "clients");
   const info = machine();
   console.log(
     paint.bold(
@@ -641,7 +649,7 @@ async function main(): Promise<number> {
     const targets = targetsFor(scenario, ratios, rows);
     results[scenario] = { rows, ratios, targets };
     printScenario(scenario, opts, rows, ratios, targets, paint);
-    if (cli.cpuProf) printProfiles(scenario, rows, paint);
+    if (cli.cpuProf || cli.cpuProfClients) printProfiles(scenario, rows, paint);
   }
 
   await pool.drain();

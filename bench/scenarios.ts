@@ -451,12 +451,12 @@ export async function runOne(
   }
   // Fork the load processes while the server starts: both take a moment to boot.
   const flow: Flow = {
-    subs: groups.map((_, i) => pool.acquire(`${name}-sub${i}`)),
-    pub: pool.acquire(`${name}-pub`),
+    subs: groups.map((_, i) => pool.acquire(`${scenario}-${name}-sub${i}`)),
+    pub: pool.acquire(`${scenario}-${name}-pub`),
     groups,
   };
   const idleShares = scenario === "connections" ? split(opts.connections, opts.connectionProcs) : [];
-  const idleProcs = idleShares.map((_, i) => pool.acquire(`${name}-idle${i}`));
+  const idleProcs = idleShares.map((_, i) => pool.acquire(`${scenario}-${name}-idle${i}`));
   const procs = [...flow.subs, flow.pub, ...idleProcs];
   let server: ServerHandle | undefined;
   let sampler: RssSampler | undefined;

@@ -1,6 +1,9 @@
 // The MQTT client side shared by the Aedes and Mosquitto baselines: mqtt.js, QoS 1 both ways,
 // subscribers with persistent sessions (clean: false) so that messages queue while they are away.
-// Each message is acked by the subscriber's PUBACK; the publisher waits for each PUBACK.
+// Each message is acked by the subscriber's PUBACK (MQTT has no batched ack). The publisher keeps
+// a window of QoS 1 publishes in flight, each settled by its PUBACK; TCP_NODELAY on every
+// connection (mqtt.js leaves Nagle's algorithm on; Mosquitto's set_tcp_nodelay does the same on
+// the broker's side).
 
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { decode, encode } from "../payload.js";
@@ -29,6 +32,7 @@ function connect(
       reject(err ?? new Error(`MQTT connection to ${url} closed before CONNACK`));
     };
     client.once("connect", () => {
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       client.off("error", fail);
       client.off("close", fail);
       client.on("error", (err) => console.error(`mqtt client ${opts.clientId}: ${err.message}`));

@@ -8,13 +8,8 @@
 
 import { io, type Socket } from "socket.io-client";
 import { decode } from "../payload.js";
-import {
-  type ClientDriver,
-  type Endpoint,
-  type RunPlan,
-  SINGLES_ACK_EVERY,
-  SINGLES_ACK_MS,
-} from "../types.js";
+import type { ClientDriver, Endpoint, RunPlan } from "../types.js";
+import { batchedAcks } from "./acks.js";
 
 /** The largest batch the hub takes in one publish (protocol: a configured size, 100 by default). */
 export const MAX_PUBLISH_BATCH = 100;
@@ -69,38 +64,6 @@ function connect(
   });
 }
 
-/**
- * Collects message ids to ack. Batch mode sends them once the current delivery array is handled
- * (next turn of the event loop); singles mode every {@link SINGLES_ACK_EVERY} ids or
- * {@link SINGLES_ACK_MS} ms after the first pending one, as a user batching acks would.
- */
-function acker(singles: boolean, send: (ids: string[]) => void) {
-  let pending: string[] = [];
-  let timer: NodeJS.Timeout | undefined;
-  let immediate = false;
-  const flush = () => {
-    if (timer) clearTimeout(timer);
-    timer = undefined;
-    immediate = false;
-    if (pending.length === 0) return;
-    send(pending);
-    pending = [];
-  };
-  return {
-    add(id: string) {
-      pending.push(id);
-      if (!singles) {
-        if (!immediate) {
-          immediate = true;
-          setImmediate(flush);
-        }
-      } else if (pending.length >= SINGLES_ACK_EVERY) flush();
-      else timer ??= setTimeout(flush, SINGLES_ACK_MS);
-    },
-    flush,
-  };
-}
-
 export async function queuehubClient(endpoint: Endpoint, plan: RunPlan): Promise<ClientDriver> {
   const singles = plan.mode === "singles";
   // In a cluster the publisher talks to the first hub and subscribers to the others, so every
@@ -111,7 +74,7 @@ export async function queuehubClient(endpoint: Endpoint, plan: RunPlan): Promise
   return {
     async subscriber(index, onMessage) {
       let socket: Socket | undefined;
-      const acks = acker(singles, (messageIds) => socket?.emit("received", { messageIds }));
+      const acks = batchedAcks<string>(plan, (messageIds) => socket?.emit("received", { messageIds }));
       const handle = (m: WireMessage) => {
         onMessage(decode(m.payload));
         acks.add(m.messageId);
