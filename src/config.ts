@@ -1,6 +1,6 @@
 // Configuration is read from the environment once, here, into a typed object.
 // The core never reads process.env. Every name below is in .env.example and the README.
-import { NAMESPACE_PATTERN } from "./protocol.js";
+import { NAMESPACE_PATTERN, toNamespace } from "./protocol.js";
 import type { OverflowPolicy } from "./store/store.js";
 
 export type StoreKind = "sqlite" | "memory" | "redis";
@@ -109,12 +109,13 @@ export function parseConfig(env: Env = process.env): HubConfig {
     ?.split(",")
     .map((n) => n.trim())
     .filter(Boolean)
-    .map((n) => (n.startsWith("/") ? n : `/${n}`));
-  for (const ns of namespaces ?? []) {
-    if (!NAMESPACE_PATTERN.test(ns)) {
-      throw new ConfigError(`HUB_NAMESPACES: "${ns}" is not a valid namespace (${NAMESPACE_PATTERN})`);
-    }
-  }
+    .map((n) => {
+      const ns = toNamespace(n);
+      if (ns === null || ns === "/") {
+        throw new ConfigError(`HUB_NAMESPACES: "${n}" is not a valid topic namespace (${NAMESPACE_PATTERN})`);
+      }
+      return ns;
+    });
   const port = int("PORT", HUB_DEFAULTS.port);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
   const d = HUB_DEFAULTS;

@@ -1,9 +1,10 @@
 // HTTP beside the sockets: health, metrics, publish, and operators' JSON views.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Registry } from "prom-client";
 import type { HubConfig } from "./config.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
-import { type ErrorCode, failure, NAMESPACE_PATTERN, type Reply } from "./protocol.js";
+import { type ErrorCode, failure, isValidNamespace, type Reply, toNamespace } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
 import type { QueueStore } from "./store/store.js";
 import type { TokenVerifier } from "./token.js";
@@ -24,6 +25,8 @@ const STATUS: Record<ErrorCode, number> = {
 
 export interface HttpDeps {
   config: HubConfig;
+  /** The registry /metrics answers from. */
+  registry: Registry;
   core: QueueCore;
   store: QueueStore;
   log: Logger;
@@ -65,7 +68,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
       connections: deps.connections(),
     });
   }
-  if (req.method === "GET" && url.pathname === "/metrics") return sendMetrics(deps, res);
+  if (req.method === "GET" && url.pathname === "/metrics") return await sendMetrics(deps, res);
   if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/dashboard")) {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     return res.end(DASHBOARD_HTML);
@@ -92,16 +95,8 @@ async function publish(
   event: string,
   url: URL,
 ) {
-  if (deps.verifier) {
-    const bearer = req.headers.authorization?.replace(/^Bearer\s+/i, "");
-    if (!(await deps.verifier.subject(bearer))) {
-      throw new HttpError(
-        401,
-        failure("UNAUTHORIZED", "send Authorization: Bearer <token signed with HUB_SECRET>"),
-      );
-    }
-  }
-  if (!NAMESPACE_PATTERN.test(ns) && ns !== "/") {
+  await authorize(deps, req);
+  if (!isValidNamespace(ns)) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not a valid name`));
   }
   if (!deps.namespaceAllowed(ns)) {
@@ -146,9 +141,9 @@ async function operatorView(
   parts: string[],
 ) {
   const nsParam = url.searchParams.get("ns") ?? undefined;
-  const ns = nsParam === undefined || nsParam.startsWith("/") ? nsParam : `/${nsParam}`;
-  if (ns !== undefined && ns !== "/" && !NAMESPACE_PATTERN.test(ns)) {
-    throw new HttpError(400, failure("INVALID_ARGUMENT", `ns "${ns}" is not a valid namespace`));
+  const ns = nsParam === undefined ? undefined : toNamespace(nsParam);
+  if (ns === null) {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", `ns "${nsParam}" is not a valid namespace`));
   }
   if (req.method === "GET" && url.pathname === "/namespaces") {
     return send(res, 200, { ok: true, namespaces: await namespaceSummary(deps) });
@@ -181,8 +176,7 @@ async function operatorView(
     if (parts[1] === "drop") {
       return send(res, 200, { ok: true, dropped: await deps.store.dropDead(deadNs, messageIds) });
     }
-    const queues = await deps.store.requeueDead(deadNs, messageIds);
-    deps.core.wake(deadNs, queues);
+    const queues = await deps.core.requeueDead(deadNs, messageIds);
     return send(res, 200, { ok: true, queues });
   }
   send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
@@ -231,23 +225,9 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
   });
 }
 
-function sendMetrics(deps: HttpDeps, res: ServerResponse) {
-  const m = deps.core.metrics;
-  const counter = (name: string, help: string, value: number) =>
-    `# HELP queuehub_${name} ${help}\n# TYPE queuehub_${name} counter\nqueuehub_${name} ${value}\n`;
-  let text =
-    counter("published_total", "Messages stored by publishes.", m.published) +
-    counter("delivered_total", "Deliveries sent, first sends and redeliveries.", m.delivered) +
-    counter("redelivered_total", "Deliveries sent again after a timeout or reconnect.", m.redelivered) +
-    counter("acked_total", "Queue entries removed by acks.", m.acked) +
-    counter("expired_total", "Entries removed because their TTL passed.", m.expired) +
-    counter("dead_lettered_total", "Entries moved to dead letters after max deliveries.", m.deadLettered) +
-    counter("dropped_total", "Entries dropped by the drop-oldest overflow policy.", m.dropped);
-  text +=
-    "# HELP queuehub_refused_total Requests refused, by error code.\n# TYPE queuehub_refused_total counter\n";
-  for (const [code, n] of Object.entries(m.refused)) text += `queuehub_refused_total{code="${code}"} ${n}\n`;
-  text += `# HELP queuehub_connections Connected sockets.\n# TYPE queuehub_connections gauge\nqueuehub_connections ${deps.connections()}\n`;
-  res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
+async function sendMetrics(deps: HttpDeps, res: ServerResponse) {
+  const text = await deps.registry.metrics();
+  res.writeHead(200, { "content-type": deps.registry.contentType });
   res.end(text);
 }
 

@@ -8,11 +8,13 @@ import {
   type ServerResponse,
 } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
 import { type Namespace, Server } from "socket.io";
 import { joinCluster, useRedisAdapter } from "./cluster.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./log.js";
+import { HubMetrics } from "./metrics.js";
 import {
   type AnyServer,
   type AttachOptions,
@@ -58,6 +60,8 @@ export interface AttachedHub {
   core: QueueCore;
   store: QueueStore;
   log: Logger;
+  /** The prom-client registry holding the hub's metrics (the one passed in, or its own). */
+  registry: Registry;
   /** True for every namespace the queue serves. */
   serves(name: string): boolean;
   /** Connected, identified clients of the queue's namespaces (one namespace, or all). */
@@ -195,7 +199,8 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   }
   checkHostServer(io, resolved, log);
   const store = resolved.queueStore ?? (await openStore(config));
-  const core = new QueueCore(store, config, log);
+  const metrics = new HubMetrics();
+  const core = new QueueCore(store, config, log, metrics);
   const verifier = config.secret ? new TokenVerifier(config.secret) : null;
 
   // In a cluster the other hubs must hear of this one before its namespaces start serving.
@@ -212,6 +217,24 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
 
   /** Live sockets of the queue's namespaces, by namespace. */
   const sockets = new Map<string, Set<HubSocket>>();
+  const connections = () => {
+    let n = 0;
+    for (const live of sockets.values()) n += live.size;
+    return n;
+  };
+  try {
+    metrics.register(resolved.registry, {
+      connections,
+      inFlight: () => core.inFlight(),
+      queueDepth: () => core.depth(),
+    });
+    await core.countBacklog();
+  } catch (err) {
+    core.close();
+    await cluster?.close();
+    await store.close();
+    throw err;
+  }
   let closed = false;
 
   const authenticate = async (socket: HubSocket, next: (err?: Error) => void) => {
@@ -266,7 +289,8 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     log,
     verifier,
     namespaceAllowed: serves,
-    connections: () => [...sockets.values()].reduce((n, live) => n + live.size, 0),
+    registry: resolved.registry,
+    connections,
     clients,
   });
 
@@ -281,8 +305,9 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
       // Let disconnect handlers hand their leases back before the store goes.
       await new Promise((resolve) => setImmediate(resolve));
       await store.close();
+      metrics.unregister(resolved.registry);
     })();
     return closing;
   };
-  return { io, core, store, log, serves, clients, handleHttp, close };
+  return { io, core, store, log, registry: resolved.registry, serves, clients, handleHttp, close };
 }

@@ -3,6 +3,7 @@
 // Socket.IO server settings the hub needs are derived from them in one place
 // (socketServerOptions) and, when the hub joins a host's server, compared with the host's
 // (checkHostServer): server-wide settings belong to the host, so the hub only warns.
+import { Registry } from "prom-client";
 import type { Server, ServerOptions } from "socket.io";
 import { ConfigError, defaultConfig, type HubConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
@@ -29,6 +30,8 @@ export interface HubOptions extends Partial<Omit<HubConfig, "namespaces">> {
   queueStore?: QueueStore;
   /** A logger with pino's methods. @default JSON lines on stdout at `logLevel` */
   logger?: Logger;
+  /** The prom-client registry for the hub's metrics. @default a new Registry of the hub's own (not the global one) */
+  registry?: Registry;
 }
 
 /** attachHub's options: the same, with the namespaces to serve named. */
@@ -47,11 +50,12 @@ export interface ResolvedOptions {
   serves(name: string): boolean;
   queueStore: QueueStore | undefined;
   logger: Logger;
+  registry: Registry;
 }
 
 /** Merges the options with the defaults, once. `createHub` always serves `/`; attachHub only what it is given. */
 export function resolveOptions(options: HubOptions, mode: "create" | "attach"): ResolvedOptions {
-  const { namespaces, queueStore, logger, ...settings } = options;
+  const { namespaces, queueStore, logger, registry, ...settings } = options;
   const list = typeof namespaces === "function" || namespaces == null ? null : namespaces.map(checkName);
   const predicate = typeof namespaces === "function" ? namespaces : null;
   if (mode === "attach" && list === null && predicate === null) {
@@ -71,6 +75,7 @@ export function resolveOptions(options: HubOptions, mode: "create" | "attach"): 
     serves: (name) => fixed.has(name) || (onDemand?.(name) ?? false),
     queueStore,
     logger: logger ?? createLogger(config.logLevel),
+    registry: registry ?? new Registry(),
   };
 }
 

@@ -4,6 +4,7 @@
 import type { HubConfig } from "./config.js";
 import { newMessageId } from "./ids.js";
 import type { Logger } from "./log.js";
+import { HubMetrics } from "./metrics.js";
 import { type Failure, failure, type Message, type Reply } from "./protocol.js";
 import {
   type ClaimResult,
@@ -36,18 +37,6 @@ export interface Consumer {
   readonly ns: string;
   readonly clientId: string;
   send(messages: Message[]): void;
-}
-
-/** Counters for /metrics and logs. */
-export class QueueMetrics {
-  published = 0;
-  delivered = 0;
-  redelivered = 0;
-  acked = 0;
-  expired = 0;
-  deadLettered = 0;
-  dropped = 0;
-  refused: Record<string, number> = {};
 }
 
 /** Hooks that let several hubs act as one (see cluster.ts); a single hub needs none. */
@@ -86,7 +75,6 @@ interface Claimed {
 const NONE_SENT: Claimed = { sent: 0, more: false };
 
 export class QueueCore {
-  readonly metrics = new QueueMetrics();
   peers: Peers | null = null;
   /** ns\0clientId → connections, newest last; the newest receives deliveries. */
   private readonly clients = new Map<string, Connection[]>();
@@ -100,10 +88,19 @@ export class QueueCore {
   private lastSweep = Date.now();
   private lastPoll = Date.now();
 
+  /**
+   * Entries in every queue as this hub counts them: the store's count at start (countBacklog),
+   * then what it stored and removed since. Exact on one hub (batches that mix events or recipients
+   * count at most what they stored); in a cluster each hub counts its own traffic only.
+   */
+  private entries = 0;
+
   constructor(
     private readonly store: QueueStore,
     private readonly limits: DeliveryLimits,
     private readonly log: Logger,
+    /** Counters and the latency histogram, for /metrics. */
+    readonly metrics: HubMetrics = new HubMetrics(),
   ) {
     const tick = Math.min(1000, Math.max(10, Math.floor(limits.ackTimeoutMs / 4)));
     this.timer = setInterval(() => this.onTick(), tick);
@@ -178,7 +175,7 @@ export class QueueCore {
 
   async unsubscribe(ns: string, clientId: string, events: string[]): Promise<Reply<object>> {
     return this.guard(async () => {
-      await this.store.unsubscribe(ns, clientId, events);
+      this.entries -= await this.store.unsubscribe(ns, clientId, events);
       await this.refreshClient(ns, clientId);
       return { ok: true };
     });
@@ -233,8 +230,9 @@ export class QueueCore {
         overflow: this.limits.overflow,
       });
       if (!result.duplicate) {
-        this.metrics.published += messages.length;
-        this.metrics.dropped += result.dropped;
+        this.metrics.published.inc(messages.length);
+        this.metrics.dropped.inc(result.dropped);
+        this.entries += entriesStored(items, result.queues.length) - result.dropped;
         if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
         this.wake(ns, result.queues);
       }
@@ -257,7 +255,8 @@ export class QueueCore {
     }
     const reply = this.guard(async () => {
       const removed = messageIds.length ? await this.store.ack(ns, clientId, messageIds) : [];
-      this.metrics.acked += removed.length;
+      this.metrics.acked.inc(removed.length);
+      this.entries -= removed.length;
       return { ok: true as const, removed: removed.length };
     });
     for (const conn of new Set(freed.map((f) => f.conn))) if (conn.active) void this.pump(conn);
@@ -297,6 +296,33 @@ export class QueueCore {
 
   close(): void {
     clearInterval(this.timer);
+  }
+
+  /** Starts the queue-depth count from what the store holds (once, before serving). */
+  async countBacklog(): Promise<void> {
+    const queues = await this.store.stats();
+    for (const q of queues) this.entries += q.pending;
+  }
+
+  /** Entries in every queue, as this hub counts them. */
+  depth(): number {
+    return Math.max(0, this.entries);
+  }
+
+  /** Deliveries sent and not yet acked, over every connection of this hub. */
+  inFlight(): number {
+    let n = 0;
+    for (const conn of this.byConsumer.values()) n += conn.inflight.size;
+    return n;
+  }
+
+  /** Moves dead letters back to their queues and wakes their consumers. Returns the queues touched. */
+  async requeueDead(ns: string, messageIds: string[]): Promise<QueueName[]> {
+    const queues = await this.store.requeueDead(ns, messageIds);
+    // One queue per dead letter: at most one entry per id came back.
+    if (queues.length) this.entries += messageIds.length;
+    this.wake(ns, queues);
+    return queues;
   }
 
   /** Fills the connection's window from its own queue, oldest first; one pump at a time per connection. Then offers its groups' queues. */
@@ -411,23 +437,29 @@ export class QueueCore {
       return NONE_SENT;
     }
     const deadline = now + this.limits.ackTimeoutMs;
+    let redelivered = 0;
+    const sentAt = Date.now();
     for (const m of messages) {
       conn.inflight.delete(m.messageId);
       conn.inflight.set(m.messageId, { queue, deadline });
-      if (m.deliveries > 1) this.metrics.redelivered++;
+      if (m.deliveries > 1) redelivered++;
+      else this.metrics.deliveryLatency.observe((sentAt - m.publishedAt) / 1000);
     }
-    this.metrics.delivered += messages.length;
+    this.metrics.delivered.inc(messages.length);
+    this.metrics.redelivered.inc(redelivered);
     conn.consumer.send(messages);
     return { sent: messages.length, more };
   }
 
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {
     if (expired) {
-      this.metrics.expired += expired;
+      this.metrics.expired.inc(expired);
+      this.entries -= expired;
       this.log.info({ ns, queue, expired }, "expired messages removed");
     }
     if (deadLettered) {
-      this.metrics.deadLettered += deadLettered;
+      this.metrics.deadLettered.inc(deadLettered);
+      this.entries -= deadLettered;
       this.log.warn({ ns, queue, deadLettered }, "messages moved to dead letters");
     }
   }
@@ -455,7 +487,8 @@ export class QueueCore {
       for (const [k, bucket] of this.rates) if (now - bucket.at >= 1000) this.rates.delete(k);
       this.store.sweep(now).then(
         (removed) => {
-          this.metrics.expired += removed;
+          this.metrics.expired.inc(removed);
+          this.entries -= removed;
           if (removed) this.log.info({ removed }, "expired messages swept");
         },
         (err) => this.log.warn({ err }, "sweep failed"),
@@ -519,7 +552,7 @@ export class QueueCore {
   }
 
   private refuse(reply: Failure): Failure {
-    this.metrics.refused[reply.error.code] = (this.metrics.refused[reply.error.code] ?? 0) + 1;
+    this.metrics.refused.inc({ code: reply.error.code });
     this.log.info({ code: reply.error.code, reason: reply.error.message }, "refused");
     return reply;
   }
@@ -534,4 +567,14 @@ export class QueueCore {
       return this.refuse(failure("UNAVAILABLE", "the store cannot write now: nothing was stored, retry"));
     }
   }
+}
+
+/** Queue entries a stored publish made: exact unless a batch mixes targets (then at most). */
+function entriesStored(items: ParsedPublish[], queues: number): number {
+  const target = (item: ParsedPublish) =>
+    `${item.event}\u0000${item.room ?? ""}\u0000${String(item.to ?? "")}`;
+  const first = items[0];
+  if (first === undefined || items.every((item) => target(item) === target(first)))
+    return items.length * queues;
+  return items.reduce((n, item) => n + Math.min(queues, item.to?.length ?? queues), 0);
 }

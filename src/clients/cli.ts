@@ -2,7 +2,7 @@
 // errors that say what to do, and a clean stop on Ctrl-C.
 import { randomUUID } from "node:crypto";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { isValidClientId, NAMESPACE_PATTERN } from "../protocol.js";
+import { isValidClientId, toNamespace } from "../protocol.js";
 import { type Handler, HubClient } from "./hub-client.js";
 
 /** Exit codes: 0 done or stopped, 1 the hub refused us, 2 bad command line. */
@@ -81,8 +81,8 @@ export function connectionFlags(
     usageError(`--url "${url}" has a path; give the namespace with --namespace instead`, null);
   }
   const raw = values.namespace ?? "/caps";
-  const namespace = raw.startsWith("/") ? raw : `/${raw}`;
-  if (namespace !== "/" && !NAMESPACE_PATTERN.test(namespace)) {
+  const namespace = toNamespace(raw);
+  if (namespace === null) {
     usageError(`--namespace "${raw}" is not a valid namespace (lower-case letters, digits, _ and -)`, null);
   }
   if (!isValidClientId(clientId)) {

@@ -1,7 +1,7 @@
 // `npm run dead-letters`: an operator's view of a namespace's dead letters over the hub's
 // HTTP endpoints — list them, requeue them to their queues, or drop them.
 import { parseArgs } from "node:util";
-import { NAMESPACE_PATTERN } from "../protocol.js";
+import { toNamespace } from "../protocol.js";
 
 const USAGE = `Usage: npm run dead-letters -- <list|requeue|drop> [options] [messageId ...]
 
@@ -53,10 +53,8 @@ async function main() {
     process.stderr.write(`error: say list, requeue or drop\n\n${USAGE}`);
     process.exit(2);
   }
-  const ns = (values.namespace ?? "/caps").startsWith("/")
-    ? (values.namespace ?? "/caps")
-    : `/${values.namespace}`;
-  if (ns !== "/" && !NAMESPACE_PATTERN.test(ns)) fail(`--namespace "${ns}" is not a valid namespace`, 2);
+  const ns = toNamespace(values.namespace ?? "/caps");
+  if (ns === null) fail(`--namespace "${values.namespace}" is not a valid namespace`, 2);
   const limit = Number(values.limit ?? 100);
   if (!Number.isInteger(limit) || limit < 1)
     fail(`--limit must be a whole number ≥ 1, got "${values.limit}"`, 2);
