@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHub, type Hub } from "../src/hub.js";
 import { MemoryStore } from "../src/store/memory.js";
+import { built } from "./support/process.js";
 
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const NEW_ORDER = new RegExp(`new order (${UUID})`);
@@ -32,7 +33,7 @@ class Cli {
     delete env.HUB_URL;
     delete env.HUB_TOKEN;
     delete env.NODE_OPTIONS; // jest's --experimental-vm-modules is not for the children
-    this.child = spawn(process.execPath, ["--import", "tsx", `src/clients/${name}.ts`, ...args], {
+    this.child = spawn(process.execPath, [built(`clients/${name}.js`), ...args], {
       cwd: process.cwd(),
       env,
       stdio: ["ignore", "pipe", "pipe"],
@@ -179,7 +180,9 @@ test("--group: drivers of one group share the pickups, each order is delivered b
   const ven = vendor(ns, "--store", "acme-widgets", "--count", "4");
   expect(await ven.exit()).toBe(0);
   const orders = ven.ids(NEW_ORDER);
-  expect(ven.ids(THANKS)).toEqual(orders);
+  // Two drivers drive at once: the thank-yous follow their pace (on a busy machine, not the
+  // order of the pickups), as with any competing consumers. Each order is thanked once.
+  expect([...ven.ids(THANKS)].sort()).toEqual([...orders].sort());
   const delivered = drivers.flatMap((d) => d.ids(DELIVERED));
   expect([...delivered].sort()).toEqual([...orders].sort());
   expect(await Promise.all(drivers.map((d) => d.stop()))).toEqual([0, 0]);
@@ -189,14 +192,14 @@ test("--help prints the usage and exits 0; an unknown flag prints it and exits 2
   const helps = [new Cli("vendor", ["--help"]), new Cli("driver", ["-h"])];
   const bad = [new Cli("vendor", ["--nope"]), new Cli("driver", ["--delay"])];
   expect(await Promise.all(helps.map((c) => c.exit()))).toEqual([0, 0]);
-  expect(helps[0]?.stdout).toMatch(/^Usage: npm run vendor/);
+  expect(helps[0]?.stdout).toMatch(/^Usage: queuehub-vendor/);
   expect(helps[0]?.stdout).toMatch(/--count <n>/);
-  expect(helps[1]?.stdout).toMatch(/^Usage: npm run driver/);
+  expect(helps[1]?.stdout).toMatch(/^Usage: queuehub-driver/);
   expect(helps[1]?.stdout).toMatch(/--group <name>/);
 
   expect(await Promise.all(bad.map((c) => c.exit()))).toEqual([2, 2]);
   expect(bad[0]?.stderr).toMatch(/Unknown option '--nope'/);
-  expect(bad[0]?.stderr).toMatch(/Usage: npm run vendor/);
+  expect(bad[0]?.stderr).toMatch(/Usage: queuehub-vendor/);
   expect(bad[1]?.stderr).toMatch(/--delay/);
   expect(bad.map((c) => c.stdout)).toEqual(["", ""]);
 });

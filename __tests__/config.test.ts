@@ -1,6 +1,7 @@
 // Settings are parsed once at the edge; a bad one stops the start with a message naming it.
 import { spawnSync } from "node:child_process";
 import { ConfigError, parseConfig } from "../src/config.js";
+import { built } from "./support/process.js";
 
 test("defaults a user would expect", () => {
   expect(parseConfig({})).toMatchObject({
@@ -46,7 +47,7 @@ test.each([
 });
 
 test("the hub refuses to start on a bad setting, naming it", () => {
-  const run = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const run = spawnSync(process.execPath, [built("main.js")], {
     env: { ...process.env, HUB_PREFETCH: "-1", HUB_STORE: "memory", PORT: "0" },
     encoding: "utf8",
     timeout: 15_000,

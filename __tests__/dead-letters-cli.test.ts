@@ -1,7 +1,7 @@
 // `npm run dead-letters`: the operator's CLI over the hub's dead-letter endpoints, run as a real process.
 import { execFile } from "node:child_process";
 import { startHub, type TestContext, waitUntil } from "./support/hub.js";
-import { ROOT } from "./support/process.js";
+import { built, ROOT } from "./support/process.js";
 
 let ctx: TestContext;
 afterAll(async () => {
@@ -13,7 +13,7 @@ const cli = (...args: string[]) =>
   new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
-      ["--import", "tsx", "src/clients/dead-letters.ts", ...args],
+      [built("clients/dead-letters.js"), ...args],
       { cwd: ROOT, timeout: 20_000, env: { ...process.env, NODE_OPTIONS: "" } },
       (err, stdout, stderr) => {
         const status = err ? (typeof err.code === "number" ? err.code : null) : 0;
@@ -23,7 +23,8 @@ const cli = (...args: string[]) =>
   });
 
 test("lists, requeues and drops dead letters; says what is wrong", async () => {
-  ctx = await startHub({ ackTimeoutMs: 300, maxDeliveries: 1 });
+  // The requeued message must be acked within the ack timeout: room for a busy machine.
+  ctx = await startHub({ ackTimeoutMs: 1500, maxDeliveries: 1 });
   const sub = await ctx.client("/caps", { clientId: "flaky" });
   await sub.request("subscribe", { event: "pickup" });
   const pub = await ctx.client("/caps", { clientId: "vendor" });
@@ -36,7 +37,7 @@ test("lists, requeues and drops dead letters; says what is wrong", async () => {
   const refresh = setInterval(async () => {
     dead = await deadCount();
   }, 20);
-  await waitUntil(() => dead === 2, 5000).finally(() => clearInterval(refresh));
+  await waitUntil(() => dead === 2, 15_000).finally(() => clearInterval(refresh));
 
   const url = ["--url", ctx.url];
   const list = await cli("list", ...url);
@@ -46,7 +47,7 @@ test("lists, requeues and drops dead letters; says what is wrong", async () => {
 
   const requeue = await cli("requeue", first, ...url);
   expect(requeue.stdout).toContain("c:flaky");
-  await sub.received(3, 3000);
+  await sub.received(3, 10_000);
   expect(sub.messages.at(-1)).toMatchObject({ messageId: first, deliveries: 1 });
   expect(await sub.request("received", { messageId: first })).toEqual({ ok: true, removed: 1 });
 

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // Entry point: read config once, open the store, listen, and shut down cleanly on signals.
 import "dotenv/config";
 import { ConfigError, parseConfig } from "./config.js";
@@ -6,7 +7,7 @@ import { createLogger } from "./log.js";
 
 const HELP = `queuehub — a Socket.IO message-queue hub with durable per-client delivery
 
-Usage: npm start            (reads the environment and ./.env)
+Usage: queuehub             (from a clone: npm start; reads the environment and ./.env)
 
 Settings (environment variables; see .env.example and README.md):
   PORT=3000  HUB_HOST=0.0.0.0  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db

@@ -1,12 +1,19 @@
-// Test support: real hub PROCESSES (`node --import tsx src/main.ts`), for tests that kill a
-// hub (SIGKILL), restart it, or take its store away. Any store: pass the environment the hub
-// should see (HUB_STORE, REDIS_URL, HUB_DB, ...). Call killHubs() in afterAll; a leftover
+// Test support: real hub PROCESSES (`node dist/main.js`, the compiled build), for tests that
+// kill a hub (SIGKILL), restart it, or take its store away. Any store: pass the environment the
+// hub should see (HUB_STORE, REDIS_URL, HUB_DB, ...). Call killHubs() in afterAll; a leftover
 // child is also SIGKILLed when the test process exits.
 import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The repository root: `--import tsx` and the hub's relative paths resolve from here. */
+/** The repository root: the hub's relative paths resolve from here. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/**
+ * A file of the compiled build, e.g. `built("clients/vendor.js")`. Child processes run what
+ * users run: jest's globalSetup (support/build.ts) builds dist/ once before the suite.
+ */
+export const built = (file: string) => join(ROOT, "dist", file);
 
 export interface HubExit {
   code: number | null;
@@ -63,7 +70,7 @@ export async function spawnHub(
   for (const [name, value] of Object.entries(process.env)) {
     if (!/^(HUB_.*|PORT|REDIS_URL|LOG_LEVEL|NODE_OPTIONS)$/.test(name)) base[name] = value;
   }
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, [built("main.js")], {
     cwd: options.cwd ?? ROOT,
     env: { ...base, PORT: "0", HUB_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

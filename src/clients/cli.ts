@@ -23,9 +23,17 @@ export const COMMON_USAGE = `  --url <url>          hub address (default: $HUB_U
   --token <jwt>        token, for a hub that runs with HUB_SECRET (default: $HUB_TOKEN)
   -h, --help           show this help`;
 
+type Parsed<O extends Options> = ReturnType<
+  typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>
+>;
+
 /** Parses argv strictly: --help prints usage and exits 0; anything unknown prints usage and exits 2. */
-export function parseFlags<const O extends Options>(options: O, usage: string, argv = process.argv.slice(2)) {
-  let parsed: ReturnType<typeof parseArgs<{ options: O; strict: true; allowPositionals: false }>>;
+export function parseFlags<const O extends Options>(
+  options: O,
+  usage: string,
+  argv = process.argv.slice(2),
+): Parsed<O>["values"] {
+  let parsed: Parsed<O>;
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
   } catch (err) {

@@ -1,9 +1,11 @@
+#!/usr/bin/env node
 // `npm run dead-letters`: an operator's view of a namespace's dead letters over the hub's
 // HTTP endpoints — list them, requeue them to their queues, or drop them.
 import { parseArgs } from "node:util";
 import { toNamespace } from "../protocol.js";
 
-const USAGE = `Usage: npm run dead-letters -- <list|requeue|drop> [options] [messageId ...]
+const USAGE = `Usage: queuehub-dead-letters <list|requeue|drop> [options] [messageId ...]
+       (from a clone: npm run dead-letters -- <list|requeue|drop> ...)
 
 Lists the dead letters of a namespace (messages delivered HUB_MAX_DELIVERIES times without an ack,
 or dropped by HUB_OVERFLOW=drop-oldest), or requeues or drops the ones named (--all: every one listed).

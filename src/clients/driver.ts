@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The CAPS driver: takes every `pickup` order and after a drive of --delay ms reports it
 // `in-transit` and then `delivered` to the vendor that placed it, in pickup order.
 // An order is acked only once both reports are stored by the hub, so a driver stopped
@@ -20,7 +21,7 @@ import {
   subscribeDurably,
 } from "./cli.js";
 
-const USAGE = `Usage: npm run driver -- [options]
+const USAGE = `Usage: queuehub-driver [options]      (from a clone: npm run driver -- [options])
 
 A CAPS driver. Picks up every "pickup" order and after a drive of --delay ms
 publishes "in-transit" and then "delivered" to the vendor that placed it.

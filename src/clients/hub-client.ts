@@ -11,6 +11,8 @@ import type {
   Reply,
 } from "../protocol.js";
 
+export type { ErrorCode, Message, PublishRequest } from "../protocol.js";
+
 export interface HubClientOptions {
   /** Hub address, e.g. http://localhost:3000 */
   url: string;
@@ -53,6 +55,9 @@ type PublishResult = { messageId: string } | { messageIds: string[] };
 
 const RECENT_ACKS = 10_000;
 const ACK_BATCH = 256;
+
+/** Runs `fn` after the current turn's I/O: setImmediate in Node, a zero timeout in a browser. */
+const soon: (fn: () => void) => void = globalThis.setImmediate ?? ((fn) => setTimeout(fn, 0));
 
 export class HubClient {
   readonly socket: Socket<HubToClientEvents, ClientToHubEvents>;
@@ -249,7 +254,7 @@ export class HubClient {
     if (this.pendingAcks.length >= ACK_BATCH) return this.flushAcks();
     if (!this.ackScheduled) {
       this.ackScheduled = true;
-      setImmediate(() => this.flushAcks());
+      soon(() => this.flushAcks());
     }
   }
 

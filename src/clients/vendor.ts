@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // The CAPS vendor: publishes a fake order as `pickup` every few seconds and thanks the
 // driver for each `delivered`, including those that arrived while the vendor was away
 // (the hub keeps them in the vendor's queue until they are acked).
@@ -21,7 +22,7 @@ import {
   usageError,
 } from "./cli.js";
 
-const USAGE = `Usage: npm run vendor -- [options]
+const USAGE = `Usage: queuehub-vendor [options]      (from a clone: npm run vendor -- [options])
 
 A CAPS vendor. Publishes a fake order as "pickup" every few seconds and prints a
 thank-you for every "delivered" (and a line for every "in-transit") addressed to it.
