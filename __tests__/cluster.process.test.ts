@@ -1,5 +1,5 @@
 // Real hub processes on one Redis (issue 7, points 3 and 4): two hubs started as
-// `node --import tsx src/main.ts`, each on its own port, on a per-run key prefix; then a
+// `node dist/main.js`, each on its own port, on a per-run key prefix; then a
 // hub of its own on a redis-server this test starts and stops (never the shared one).
 import type { Message } from "../src/protocol.js";
 import { TestClient, waitUntil } from "./support/hub.js";

@@ -62,7 +62,7 @@ try {
   );
   reuseSqliteAddon();
 
-  step("createHub + queuehub/client, memory and SQLite stores");
+  step("createHub (memory, SQLite) and attachHub, with queuehub/client");
   cpSync(join(ROOT, "scripts/pack-check/app.mjs"), join(app, "app.mjs"));
   sh(process.execPath, ["app.mjs"], app, { CHECK_DB: join(tmp, "data", "hub.db") });
 

@@ -1,13 +1,18 @@
 // Runs inside the new project pack-check.mjs makes: the installed package, used from outside.
-// A hub from createHub on the memory store and on the default SQLite store, and the client
-// library: publish and receive over a real connection.
-import { createHub, defaultConfig, MemoryStore } from "queuehub";
+// Hubs from createHub (memory store, the default SQLite store) and one attached with attachHub
+// to a host's own Socket.IO server; the client library publishes and receives on each.
+import { createServer } from "node:http";
+import { attachHub, createHub, MemoryStore } from "queuehub";
 import { HubClient } from "queuehub/client";
+import { Server } from "socket.io";
+import { io } from "socket.io-client";
 
-async function roundTrip(config, options) {
-  const hub = await createHub(config, options);
-  const vendor = new HubClient({ url: hub.url, namespace: "/caps", clientId: "vendor" });
-  const driver = new HubClient({ url: hub.url, namespace: "/caps", clientId: "driver" });
+const settings = { port: 0, host: "127.0.0.1", logLevel: "silent" };
+
+/** A vendor subscribes, a driver publishes: the vendor's handler gets the payload. */
+async function roundTrip(what, url) {
+  const vendor = new HubClient({ url, namespace: "/caps", clientId: "vendor" });
+  const driver = new HubClient({ url, namespace: "/caps", clientId: "driver" });
   try {
     await Promise.all([vendor.connect(), driver.connect()]);
     let deliver;
@@ -17,19 +22,47 @@ async function roundTrip(config, options) {
     await vendor.subscribe("delivered", (payload) => deliver(payload));
     await driver.publish("delivered", { orderId: "o-1" });
     const payload = await received;
-    if (payload?.orderId !== "o-1") throw new Error(`${config.store}: received ${JSON.stringify(payload)}`);
+    if (payload?.orderId !== "o-1") throw new Error(`${what}: received ${JSON.stringify(payload)}`);
   } finally {
     vendor.close();
     driver.close();
+  }
+}
+
+async function created(what, options) {
+  const hub = await createHub({ ...settings, ...options });
+  try {
+    await roundTrip(what, hub.url);
+  } finally {
     await hub.close();
   }
 }
 
-const base = { port: 0, host: "127.0.0.1", logLevel: "silent" };
+/** The host's own event on `/` still answers; the queue serves `/caps`. */
+async function attached() {
+  const http = createServer();
+  const host = new Server(http, { maxHttpBufferSize: 29e6 });
+  host.on("connection", (socket) => socket.on("hello", (name, ack) => ack(`hi ${name}`)));
+  const queue = await attachHub(host, { ...settings, namespaces: ["/caps"], store: "memory" });
+  await new Promise((resolve) => http.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${http.address().port}`;
+  try {
+    const socket = io(url, { transports: ["websocket"] });
+    const answer = await socket.timeout(10_000).emitWithAck("hello", "pack-check");
+    socket.close();
+    if (answer !== "hi pack-check") throw new Error(`attachHub: the host's own event answered ${answer}`);
+    await roundTrip("attachHub", url);
+  } finally {
+    await queue.close();
+    await host.close();
+  }
+}
+
 const timeout = setTimeout(() => {
-  console.error("check.mjs: no delivery within 30 s");
+  console.error("app.mjs: not done within 60 s");
   process.exit(1);
-}, 30_000);
-await roundTrip(defaultConfig({ ...base, store: "memory" }), { store: new MemoryStore() });
-await roundTrip(defaultConfig({ ...base, store: "sqlite", db: process.env.CHECK_DB }));
+}, 60_000);
+await created("createHub, memory store", { store: "memory", queueStore: new MemoryStore() });
+await created("createHub, SQLite store", { store: "sqlite", db: process.env.CHECK_DB });
+await attached();
 clearTimeout(timeout);
