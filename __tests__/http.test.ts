@@ -65,7 +65,7 @@ test("bad HTTP publishes get the contract's status and code", async () => {
     expect([path, res.status]).toEqual([path, status]);
     expect(await res.json()).toEqual({ ok: false, error: { code, message: expect.any(String) } });
   }
-  expect(await ctx.hub.store.stats()).toEqual([]);
+  expect((await ctx.hub.store.stats({ limit: 10 })).items).toEqual([]);
   expect((await fetch(`${ctx.url}/nothing-here`)).status).toBe(404);
 });
 
@@ -107,12 +107,71 @@ test("GET /dashboard serves the live page built on the JSON views", async () => 
   await post(`${ctx.url}/publish/caps/e`, "1");
   await sub.received(1);
   const queues = await (await fetch(`${ctx.url}/queues?ns=caps`)).json();
-  expect(queues).toEqual({ ok: true, queues: [{ ns: "/caps", queue: "c:sub", pending: 1, inFlight: 1 }] });
+  expect(queues).toEqual({
+    ok: true,
+    queues: [{ ns: "/caps", queue: "c:sub", pending: 1, inFlight: 1 }],
+    next: null,
+  });
   const clients = await (await fetch(`${ctx.url}/clients?ns=/caps`)).json();
   expect(clients.clients).toEqual([{ ns: "/caps", clientId: "sub", socketId: expect.any(String) }]);
   const namespaces = await (await fetch(`${ctx.url}/namespaces`)).json();
   expect(namespaces).toEqual({
     ok: true,
-    namespaces: [{ ns: "/caps", queues: 1, pending: 1, subscriptions: 1, clients: 1 }],
+    namespaces: [
+      { ns: "/caps", queues: 1, pending: 1, subscriptions: 1, rooms: 0, deadLetters: 0, clients: 1 },
+    ],
+    next: null,
   });
+});
+
+test("the operator views are paged: ?limit= and ?cursor=, each reply with its next cursor", async () => {
+  ctx = await startHub();
+  const { store } = ctx.hub;
+  for (let i = 0; i < 7; i++) await store.subscribe("/caps", `c${i}`, ["e"], null);
+  for (let i = 0; i < 5; i++) await store.joinRoom("/caps", `room${i}`, "c0");
+  for (const ns of ["/a", "/b", "/c"]) await store.subscribe(ns, "x", ["e"], null);
+  await post(`${ctx.url}/publish/caps/e`, "1");
+  const pages = async (path: string, field: string, limit: number) => {
+    const items: unknown[] = [];
+    let cursor: string | null = null;
+    for (let n = 0; n < 100; n++) {
+      const page: string = `limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const reply: { ok: boolean; next: string | null } & Record<string, unknown[]> = await (
+        await fetch(`${ctx.url}${path}${path.includes("?") ? "&" : "?"}${page}`)
+      ).json();
+      expect(reply.ok).toBe(true);
+      items.push(...(reply[field] ?? []));
+      if (reply.next === null) return items;
+      cursor = reply.next;
+    }
+    throw new Error("no last page");
+  };
+  expect(await pages("/subscriptions?ns=caps", "subscriptions", 2)).toHaveLength(7);
+  expect(await pages("/queues?ns=caps", "queues", 2)).toHaveLength(7);
+  expect(await pages("/rooms?ns=caps", "rooms", 2)).toEqual(
+    [0, 1, 2, 3, 4].map((i) => ({ ns: "/caps", room: `room${i}`, members: 1 })),
+  );
+  // a namespace with connections only is listed too, in its place by name
+  await ctx.client("/b2", { clientId: "watcher" });
+  const namespaces = (await pages("/namespaces", "namespaces", 1)) as { ns: string; clients: number }[];
+  expect(namespaces.map((n) => [n.ns, n.clients])).toEqual([
+    ["/a", 0],
+    ["/b", 0],
+    ["/b2", 1],
+    ["/c", 0],
+    ["/caps", 0],
+  ]);
+  const first = await (await fetch(`${ctx.url}/subscriptions?limit=3`)).json();
+  expect(first.subscriptions).toHaveLength(3);
+  expect(first.next).toEqual(expect.any(String));
+  // bad paging input: a clear 400, never a 500
+  for (const query of ["limit=0", "limit=-1", "limit=ten", "limit=1.5", "cursor=nonsense", "cursor=e30"]) {
+    for (const view of ["/subscriptions", "/queues", "/namespaces", "/rooms", "/dead-letters"]) {
+      const res = await fetch(`${ctx.url}${view}?${query}`);
+      expect([view, query, res.status]).toEqual([view, query, 400]);
+      expect((await res.json()).error.code).toBe("INVALID_ARGUMENT");
+    }
+  }
+  // a limit over 1000 is read as 1000
+  expect((await fetch(`${ctx.url}/subscriptions?limit=5000`)).status).toBe(200);
 });

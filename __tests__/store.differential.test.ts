@@ -157,7 +157,7 @@ async function run(steps: Step[]) {
             store.enqueue({
               ns: NS,
               messages,
-              ...(s.key === null ? {} : { key: `k${s.key}` }),
+              ...(s.key === null ? {} : { key: { scope: "id:c1", key: `k${s.key}` } }),
               now,
               dedupWindowMs: 200,
               maxQueueLength: 12,
@@ -194,7 +194,7 @@ async function run(steps: Step[]) {
           );
           break;
         case "requeue": {
-          const dead = (await memory.listDead(NS, 1000)).map((d) => d.messageId);
+          const dead = (await memory.listDead(NS, { limit: 1000 })).items.map((d) => d.messageId);
           const chosen = s.picks.map((p) => dead[p % Math.max(1, dead.length)] ?? "none");
           await both("requeue", async (store) => (await store.requeueDead(NS, chosen)).sort());
           break;
@@ -238,7 +238,7 @@ async function run(steps: Step[]) {
     // Dead letters of one operation may come in either order: compare them sorted.
     const key = (d: DeadLetter) => `${String(d.deadAt).padStart(15, "0")} ${d.messageId} ${d.queue}`;
     await both("dead", async (store) =>
-      (await store.listDead(NS, 1000)).sort((x, y) => key(x).localeCompare(key(y))),
+      (await store.listDead(NS, { limit: 1000 })).items.sort((x, y) => key(x).localeCompare(key(y))),
     );
   } finally {
     await sqlite.close();

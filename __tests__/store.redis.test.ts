@@ -119,7 +119,7 @@ describeRedis("RedisStore", () => {
         ...msg(i, i % 2 ? "y" : "x"),
         expiresAt: i === 5 ? now + 10 : null,
       }));
-      const r = await store.enqueue({ ...base, messages: batch, key: "k" });
+      const r = await store.enqueue({ ...base, messages: batch, key: { scope: "id:p", key: "k" } });
       expect(r.dropped).toBe(3); // a: 6 entries into 3 slots; g: 3 x entries fit
       const claimReq = (queue: string, consumer: string, at: number) => ({
         ns,
@@ -137,7 +137,7 @@ describeRedis("RedisStore", () => {
         (m) => m.messageId,
       );
       expect(live).toHaveLength(2);
-      const dead = (await store.listDead(ns, 100)).map((d) => d.messageId);
+      const dead = (await store.listDead(ns, { limit: 100 })).items.map((d) => d.messageId);
       expect(dead).toHaveLength(6);
       await store.requeueDead(ns, dead.slice(0, 2));
       const requeued = await store.claim(claimReq(groupQueue("g"), "b", now + 300));
@@ -148,9 +148,11 @@ describeRedis("RedisStore", () => {
         "b",
         requeued.messages.map((m) => m.messageId),
       );
-      await store.dropDead(ns, [...new Set((await store.listDead(ns, 100)).map((d) => d.messageId))]);
-      expect(await store.stats(ns)).toEqual([]);
-      expect(await store.listDead(ns, 100)).toEqual([]);
+      await store.dropDead(ns, [
+        ...new Set((await store.listDead(ns, { limit: 100 })).items.map((d) => d.messageId)),
+      ]);
+      expect((await store.stats({ limit: 100 }, ns)).items).toEqual([]);
+      expect((await store.listDead(ns, { limit: 100 })).items).toEqual([]);
       await store.sweep(now + 10_000);
       const keys = (await admin.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
       // what remains is bookkeeping that does not grow with traffic
@@ -158,17 +160,144 @@ describeRedis("RedisStore", () => {
         "cs:/|a",
         "cs:/|b",
         "dseq",
-        "ev:/",
-        "k:/|k",
+        "k2:/|4:id:p|k",
+        "n:/",
         "nss",
-        "qs:/",
         "seq",
         "sub:/|x",
         "sub:/|y",
+        "subs:/",
+        "version",
       ]);
     } finally {
       admin.disconnect();
       await store.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+
+  it("unsubscribe and drop-oldest over a long queue run in steps of at most stepEntries entries", async () => {
+    const prefix = `${RUN}:steps:`;
+    const store = await RedisStore.connect({ url: REDIS_URL, prefix, stepEntries: 50 });
+    try {
+      await store.subscribe("/", "a", ["x", "y"], null);
+      for (let i = 0; i < 2000; i += 100) {
+        await enqueueReq(
+          store,
+          "/",
+          Array.from({ length: 100 }, (_, j) => msg(i + j, (i + j) % 2 ? "y" : "x")),
+        );
+      }
+      let steps = store.steps;
+      // entries stored while it runs are not the unsubscribe's to drop
+      const dropping = store.unsubscribe("/", "a", ["x"]);
+      await enqueueReq(store, "/", [{ ...msg(5000), to: ["a"] }]);
+      expect(await dropping).toBe(1000);
+      expect(store.steps - steps).toBeGreaterThanOrEqual(2000 / 50);
+      expect(await store.pending("/", "a", Date.now(), "x")).toBe(1);
+      steps = store.steps;
+      const r = await store.enqueue({
+        ns: "/",
+        messages: [msg(6000, "y")],
+        now: Date.now(),
+        dedupWindowMs: 1000,
+        maxQueueLength: 10,
+        overflow: "drop-oldest",
+      });
+      expect(r.dropped).toBe(1002 - 10);
+      expect(store.steps - steps).toBeGreaterThanOrEqual(Math.floor(992 / 50) - 1);
+      expect(await store.pending("/", "a", Date.now())).toBe(10);
+      expect((await store.namespaces({ limit: 5 })).items).toEqual([
+        { ns: "/", queues: 1, pending: 10, subscriptions: 1, rooms: 0, deadLetters: 992 },
+      ]);
+    } finally {
+      await store.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+
+  it("migrates data of the old layout (no rooms, keys per namespace) when it connects", async () => {
+    const prefix = `${RUN}:layout1:`;
+    const admin = new Redis(REDIS_URL);
+    try {
+      // Data as an older queuehub left it: written here through today's store, then turned back.
+      const writer = await RedisStore.connect({ url: REDIS_URL, prefix });
+      await writer.subscribe("/caps", "a", ["x"], null);
+      await writer.subscribe("/caps", "b", ["x", "y"], "g");
+      await writer.subscribe("/", "z", ["x"], null);
+      const now = Date.now();
+      await writer.enqueue({
+        ns: "/caps",
+        messages: [msg(1), msg(2, "y")],
+        key: { scope: "id:p", key: "k1" },
+        now,
+        dedupWindowMs: 60_000,
+        maxQueueLength: 0,
+        overflow: "reject",
+      });
+      await writer.close();
+      const k = (key: string) => `${prefix}${key}`;
+      const toSet = async (key: string) => {
+        const members = await admin.zrange(k(key), "0", "-1");
+        await admin.del(k(key));
+        if (members.length) await admin.sadd(k(key), ...members);
+      };
+      await toSet("nss");
+      await toSet("qs:/caps");
+      await admin.sadd(k("ev:/caps"), "x", "y");
+      await admin.sadd(k("ev:/"), "x");
+      await admin.del(k("subs:/caps"), k("subs:/"), k("n:/caps"), k("version"));
+      await admin.rename(k("k2:/caps|4:id:p|k1"), k("k:/caps|k1"));
+
+      const store = await RedisStore.connect({ url: REDIS_URL, prefix });
+      try {
+        expect(await admin.get(k("version"))).toBe("2");
+        expect(await admin.type(k("nss"))).toBe("zset");
+        expect((await store.subscriptions({ limit: 10 })).items).toEqual([
+          { ns: "/", clientId: "z", event: "x", group: null },
+          { ns: "/caps", clientId: "a", event: "x", group: null },
+          { ns: "/caps", clientId: "b", event: "x", group: "g" },
+          { ns: "/caps", clientId: "b", event: "y", group: "g" },
+        ]);
+        expect((await store.stats({ limit: 10 }, "/caps")).items.map((q) => [q.queue, q.pending])).toEqual([
+          ["c:a", 1],
+          ["g:g", 2],
+        ]);
+        expect((await store.namespaces({ limit: 10 })).items).toEqual([
+          { ns: "/", queues: 0, pending: 0, subscriptions: 1, rooms: 0, deadLetters: 0 },
+          { ns: "/caps", queues: 2, pending: 3, subscriptions: 3, rooms: 0, deadLetters: 0 },
+        ]);
+        // the old namespace-wide key still answers its retry inside the window
+        const retry = await store.enqueue({
+          ns: "/caps",
+          messages: [msg(3)],
+          key: { scope: "id:p", key: "k1" },
+          now,
+          dedupWindowMs: 60_000,
+          maxQueueLength: 0,
+          overflow: "reject",
+        });
+        expect(retry).toMatchObject({ duplicate: true, messageIds: ["m000001", "m000002"] });
+        const claimed = await store.claim({
+          ns: "/caps",
+          queue: groupQueue("g"),
+          consumer: "b",
+          limit: 10,
+          now,
+          leaseMs: 1000,
+          maxDeliveries: 0,
+        });
+        expect(claimed.messages.map((m) => m.messageId)).toEqual(["m000001", "m000002"]);
+        // and it happens once: a second connect finds layout 2
+        await store.joinRoom("/caps", "r", "a");
+        const again = await RedisStore.connect({ url: REDIS_URL, prefix });
+        expect((await again.namespaces({ limit: 10 })).items[1]).toMatchObject({ pending: 3, rooms: 1 });
+        await again.close();
+      } finally {
+        await store.close();
+      }
+    } finally {
+      admin.disconnect();
       await deleteKeys(REDIS_URL, prefix);
     }
   });

@@ -117,7 +117,7 @@ describe("SqliteStore specifics", () => {
     await store.close();
     store = SqliteStore.open({ file, sync: "off" });
     expect(store.db.pragma("synchronous", { simple: true })).toBe(0);
-    expect(store.db.pragma("user_version", { simple: true })).toBe(3);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(4);
   });
 
   it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {
@@ -359,7 +359,7 @@ describe("SqliteStore specifics", () => {
     await store.close();
     store = SqliteStore.open({ file, sync: "full" });
     expect(await store.pending("/", "a", 1)).toBe(130);
-    expect((await store.stats("/"))[0]).toMatchObject({ pending: 130 });
+    expect((await store.stats({ limit: 10 }, "/")).items[0]).toMatchObject({ pending: 130 });
     // The 30 still leased come back once their lease runs out, oldest first, after nothing else.
     const next = await store.claim({
       ns: "/",
@@ -440,7 +440,7 @@ describe("SqliteStore specifics", () => {
     db2.pragma("user_version = 2");
     db2.close();
     store = SqliteStore.open({ file: old, sync: "normal" });
-    expect(store.db.pragma("user_version", { simple: true })).toBe(3);
+    expect(store.db.pragma("user_version", { simple: true })).toBe(4);
     expect(await store.pending("/", "a", 1)).toBe(3);
     const r = await store.claim({
       ns: "/",
@@ -473,7 +473,7 @@ describe("SqliteStore specifics", () => {
       ["0190-000003", 2],
     ]);
     expect(await store.sweep(1000)).toBe(1); // message 2's TTL (900) was kept
-    expect(await store.listDead("/", 10)).toMatchObject([
+    expect((await store.listDead("/", { limit: 10 })).items).toMatchObject([
       { messageId: "0190-000004", payload: "dead", deliveries: 5, reason: "max-deliveries" },
     ]);
     expect(count("sqlite_master WHERE name IN ('entries', 'bodies', 'dead_v2')")).toBe(0);
@@ -552,7 +552,7 @@ describe("SqliteStore specifics", () => {
       expect(reason.code).toBe("UNAVAILABLE");
     }
     expect(await store.pending("/", "a", 1)).toBe(0);
-    expect((await store.subscriptions()).map((s) => s.clientId)).toEqual(["s"]);
+    expect((await store.subscriptions({ limit: 10 })).items.map((s) => s.clientId)).toEqual(["s"]);
     store.db.exec("DROP TRIGGER temp.break_commit");
     await store.enqueue(req(3));
     expect(await store.pending("/", "a", 1)).toBe(1);
@@ -743,5 +743,332 @@ describe("SqliteStore.open refuses files it cannot use", () => {
     db2.pragma("user_version = 99");
     db2.close();
     expect(() => SqliteStore.open({ file: newer, sync: "normal" })).toThrow(/newer queuehub/);
+  });
+});
+
+describe("SqliteStore views and long operations", () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteStore;
+  const STEP = 50;
+
+  beforeEach(() => {
+    dir = tempDir();
+    file = join(dir, "hub.db");
+    store = SqliteStore.open({ file, sync: "normal", stepSegments: STEP });
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  const msg = (i: number, extra: Partial<NewMessage> = {}): NewMessage => ({
+    messageId: `0190-${String(i).padStart(7, "0")}`,
+    event: "x",
+    payload: { i },
+    publishedAt: 1,
+    from: null,
+    expiresAt: null,
+    ...extra,
+  });
+  const enqueue = (messages: NewMessage[], extra: Partial<EnqueueRequest> = {}) =>
+    store.enqueue({
+      ns: "/",
+      messages,
+      now: 1,
+      dedupWindowMs: 1000,
+      maxQueueLength: 0,
+      overflow: "reject",
+      ...extra,
+    });
+  /** `segments` one-message segments in a's queue, events alternating x, y. */
+  const longQueue = async (segments: number) => {
+    await store.subscribe("/", "a", ["x", "y"], null);
+    await Promise.all(
+      Array.from({ length: segments }, (_, i) => enqueue([msg(i, { event: i % 2 ? "y" : "x" })])),
+    );
+  };
+  /** Turns of the event loop while `work` runs: each step of a long operation lets others in. */
+  const turnsDuring = async <T>(work: Promise<T>) => {
+    let turns = 0;
+    let done = false;
+    const tick = () => {
+      if (done) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const value = await work;
+    done = true;
+    return { value, turns };
+  };
+  const plan = (sql: string) => {
+    const stmt = store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`);
+    const params = Array((sql.match(/\?/g) ?? []).length).fill(1);
+    return (stmt.all(...params) as { detail: string }[]).map((p) => p.detail).join("\n");
+  };
+
+  it("every view reads one index range per page, and long work one index range per step", async () => {
+    await longQueue(200);
+    await store.joinRoom("/", "r", "a");
+    const expected: [keyof typeof SQL, RegExp][] = [
+      ["namespacesPage", /namespaces USING PRIMARY KEY \(ns>\?\)/],
+      ["queuesPageNs", /queues USING INDEX sqlite_autoindex_queues_1 \(ns=\? AND name>\?\)/],
+      ["subsPageNs", /s USING INDEX subs_ns \(ns=\? AND id>\?\)/],
+      ["roomsPage", /rooms USING INDEX sqlite_autoindex_rooms_1 \(ns=\? AND name>\?\)/],
+      ["membersPage", /room_members USING PRIMARY KEY \(room_id=\? AND client_id>\?\)/],
+      ["deadPage", /d USING INDEX dead_ns \(ns=\? AND id>\?\)/],
+      ["clientRooms", /m USING COVERING INDEX room_members_client \(client_id=\?\)/],
+      ["segmentsStep", /segments_queue \(queue_id=\? AND rowid>\? AND rowid<\?\)/],
+      ["segmentsLeasedStep", /segments_leased \(queue_id=\? AND rowid>\? AND rowid<\?\)/],
+      ["dedupGet", /dedup USING PRIMARY KEY \(ns=\? AND scope=\? AND key=\?\)/],
+    ];
+    for (const analyzed of [false, true]) {
+      if (analyzed) store.db.exec("ANALYZE"); // the same with statistics
+      for (const [name, pattern] of expected) {
+        const p = plan(SQL[name]);
+        expect([name, p]).toEqual([name, expect.stringMatching(pattern)]);
+        expect([name, p]).not.toEqual([name, expect.stringMatching(/\bSCAN\b/)]);
+        // Only a client's own rooms (as many as the hub lets it join) are sorted.
+        if (name !== "clientRooms")
+          expect([name, p]).not.toEqual([name, expect.stringMatching(/TEMP B-TREE/)]);
+      }
+    }
+  });
+
+  it("at 30,000 rows a view still reads a page by its index: every row once, in order", async () => {
+    const N = 30_000;
+    const clients = Array.from({ length: N }, (_, i) => `c${String(i).padStart(5, "0")}`);
+    for (let i = 0; i < N; i += 1000) {
+      await Promise.all(clients.slice(i, i + 1000).map((c) => store.subscribe("/big", c, ["e"], null)));
+      await Promise.all(clients.slice(i, i + 1000).map((c) => store.joinRoom("/big", "hall", c)));
+    }
+    await store.enqueue({
+      ns: "/big",
+      messages: [msg(1, { event: "e", to: clients })],
+      now: 1,
+      dedupWindowMs: 1000,
+      maxQueueLength: 0,
+      overflow: "reject",
+    });
+    const walk = async <T>(view: (after: string | null) => Promise<{ items: T[]; next: string | null }>) => {
+      const items: T[] = [];
+      let after: string | null = null;
+      let pages = 0;
+      do {
+        const page: { items: T[]; next: string | null } = await view(after);
+        items.push(...page.items);
+        after = page.next;
+        pages++;
+      } while (after !== null);
+      return { items, pages };
+    };
+    const subs = await walk((after) => store.subscriptions({ limit: 1000, after }, "/big"));
+    expect(subs.items.map((s) => s.clientId)).toEqual(clients);
+    expect(subs.pages).toBe(N / 1000);
+    const queues = await walk((after) => store.stats({ limit: 1000, after }, "/big"));
+    expect(queues.items.map((q) => q.queue)).toEqual(clients.map(clientQueue));
+    const members = await walk((after) => store.roomMembers("/big", "hall", { limit: 1000, after }));
+    expect(members.items).toEqual(clients);
+    expect((await store.namespaces({ limit: 10 })).items).toEqual([
+      { ns: "/big", queues: N, pending: N, subscriptions: N, rooms: 1, deadLetters: 0 },
+    ]);
+    // the same plans as on an empty file (see above)
+    expect(plan(SQL.subsPageNs)).toMatch(/subs_ns \(ns=\? AND id>\?\)/);
+    expect(plan(SQL.queuesPageNs)).toMatch(/sqlite_autoindex_queues_1 \(ns=\? AND name>\?\)/);
+  });
+
+  it("unsubscribe over a long queue drops in steps of at most stepSegments segments, each its own commit", async () => {
+    await longQueue(2000);
+    const before = store.commits;
+    const { value: dropped, turns } = await turnsDuring(store.unsubscribe("/", "a", ["x"]));
+    expect(dropped).toBe(1000);
+    expect(store.commits - before).toBeGreaterThanOrEqual(2000 / STEP);
+    expect(turns).toBeGreaterThanOrEqual(2000 / STEP);
+    expect(await store.pending("/", "a", 1, "y")).toBe(1000);
+    expect(await store.pending("/", "a", 1, "x")).toBe(0);
+  });
+
+  it("a count by event over a long queue reads in steps, the event loop free between them", async () => {
+    await longQueue(2000);
+    const { value, turns } = await turnsDuring(store.pending("/", "a", 1, "y"));
+    expect(value).toBe(1000);
+    expect(turns).toBeGreaterThanOrEqual(2000 / STEP - 1);
+  });
+
+  it("drop-oldest far below a long backlog cuts it back in steps, each its own commit", async () => {
+    await longQueue(2000);
+    const before = store.commits;
+    const { value, turns } = await turnsDuring(
+      enqueue([msg(5000)], { maxQueueLength: 10, overflow: "drop-oldest" }),
+    );
+    expect(value.dropped).toBe(1991);
+    expect(store.commits - before).toBeGreaterThanOrEqual(Math.floor(1991 / STEP));
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(1991 / STEP));
+    expect(await store.pending("/", "a", 1)).toBe(10);
+    expect((await store.namespaces({ limit: 1 })).items[0]).toMatchObject({ pending: 10, deadLetters: 1991 });
+  });
+
+  it("the namespace counts always equal a recount: after refused writes, a failed batch and a reopen", async () => {
+    const recount = () =>
+      store.db
+        .prepare(
+          `SELECT ns, sum(queues) AS queues, sum(pending) AS pending, sum(subscriptions) AS subscriptions,
+            sum(rooms) AS rooms, sum(dead) AS deadLetters FROM (
+            SELECT ns, count(*) AS queues, sum(size) AS pending, 0 AS subscriptions, 0 AS rooms, 0 AS dead
+              FROM queues WHERE size > 0 GROUP BY ns
+            UNION ALL SELECT ns, 0, 0, count(*), 0, 0 FROM subs GROUP BY ns
+            UNION ALL SELECT ns, 0, 0, 0, count(*), 0 FROM rooms GROUP BY ns
+            UNION ALL SELECT ns, 0, 0, 0, 0, count(*) FROM dead GROUP BY ns
+          ) GROUP BY ns ORDER BY ns`,
+        )
+        .all();
+    const counted = async () => (await store.namespaces({ limit: 100 })).items;
+    await store.subscribe("/", "a", ["x"], null);
+    await store.subscribe("/caps", "b", ["x"], "g");
+    await store.joinRoom("/caps", "r", "b");
+    await enqueue([msg(1), msg(2)]);
+    await enqueue([msg(3)], { ns: "/caps" });
+    expect(await counted()).toEqual(recount());
+    // a refused write in a batch: its counts go with it, the others' stay
+    const limits = { maxQueueLength: 2, overflow: "reject" as const };
+    const results = await Promise.allSettled([
+      enqueue([msg(4)], limits),
+      store.subscribe("/", "c", ["x"], null),
+      store.joinRoom("/", "r2", "c"),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "fulfilled", "fulfilled"]);
+    expect(await counted()).toEqual(recount());
+    // a failed batch (the disk is full): nothing of it is counted
+    store.db.pragma("wal_checkpoint(TRUNCATE)");
+    store.db.pragma(`max_page_count = ${store.db.pragma("page_count", { simple: true })}`);
+    await expect(
+      Promise.all([
+        enqueue([msg(5, { payload: "x".repeat(100_000) })], { ns: "/caps" }),
+        store.subscribe("/", "d", ["x"], null),
+      ]),
+    ).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    store.db.pragma("max_page_count = 1073741823");
+    expect(await counted()).toEqual(recount());
+    await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 1,
+      now: 1,
+      leaseMs: 1,
+      maxDeliveries: 1,
+    });
+    await store.claim({
+      ns: "/",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 9,
+      now: 5,
+      leaseMs: 1,
+      maxDeliveries: 1,
+    });
+    await store.ack("/caps", "b", ["nothing"]);
+    await store.leaveRoom("/caps", "r", "b");
+    await store.close();
+    store = SqliteStore.open({ file, sync: "normal" });
+    expect(await counted()).toEqual(recount());
+    expect(await counted()).toEqual([
+      { ns: "/", queues: 1, pending: 1, subscriptions: 2, rooms: 1, deadLetters: 1 },
+      { ns: "/caps", queues: 1, pending: 1, subscriptions: 1, rooms: 0, deadLetters: 0 },
+    ]);
+  });
+
+  it("migrates a version 3 file: subscriptions, queues, dead letters and counts by namespace; old keys still count", async () => {
+    await store.close();
+    const v3 = join(dir, "v3.db");
+    const Database = (await import("better-sqlite3")).default;
+    const db = new Database(v3);
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+      CREATE TABLE queues (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, name TEXT NOT NULL, size INTEGER NOT NULL DEFAULT 0, UNIQUE (ns, name));
+      CREATE TABLE events (id INTEGER PRIMARY KEY, ns TEXT NOT NULL, event TEXT NOT NULL, UNIQUE (ns, event));
+      CREATE TABLE subs (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL, client_id TEXT NOT NULL, grp TEXT, UNIQUE (event_id, client_id));
+      CREATE INDEX subs_client ON subs (client_id);
+      CREATE TABLE dedup (ns TEXT NOT NULL, key TEXT NOT NULL, ids TEXT NOT NULL, expires_at INTEGER NOT NULL, PRIMARY KEY (ns, key)) WITHOUT ROWID;
+      CREATE INDEX dedup_expiry ON dedup (expires_at);
+      CREATE TABLE chunks (id INTEGER PRIMARY KEY, data TEXT NOT NULL, refs INTEGER NOT NULL);
+      CREATE TABLE segments (id INTEGER PRIMARY KEY AUTOINCREMENT, queue_id INTEGER NOT NULL, chunk INTEGER NOT NULL,
+        members TEXT, leased INTEGER NOT NULL DEFAULT 0, expires_at INTEGER, ordered INTEGER NOT NULL,
+        first_id TEXT NOT NULL, last_id TEXT NOT NULL);
+      CREATE INDEX segments_queue ON segments (queue_id);
+      CREATE INDEX segments_ids ON segments (queue_id, ordered, last_id, first_id);
+      CREATE INDEX segments_leased ON segments (queue_id) WHERE leased > 0;
+      CREATE INDEX segments_expiry ON segments (expires_at) WHERE expires_at IS NOT NULL;
+      CREATE TABLE dead (id INTEGER PRIMARY KEY, queue_id INTEGER NOT NULL, message_id TEXT NOT NULL, event TEXT NOT NULL,
+        payload TEXT, published_at INTEGER NOT NULL, sender TEXT, deliveries INTEGER NOT NULL, reason TEXT NOT NULL,
+        dead_at INTEGER NOT NULL);
+      CREATE INDEX dead_message_id ON dead (message_id);
+      INSERT INTO queues VALUES (1, '/caps', 'c:a', 2), (2, '/caps', 'g:g', 1), (3, '/', 'c:z', 0);
+      INSERT INTO events VALUES (1, '/caps', 'x'), (2, '/', 'y');
+      INSERT INTO subs VALUES (1, 1, 'a', NULL), (2, 1, 'b', 'g'), (3, 2, 'z', NULL);
+      INSERT INTO chunks VALUES (1, '[["0190-1","x",{"n":1},5,"pub",null],["0190-2","x",{"n":2},5,"pub",null]]', 2);
+      INSERT INTO segments (queue_id, chunk, members, ordered, first_id, last_id) VALUES
+        (1, 1, NULL, 1, '0190-1', '0190-2'), (2, 1, '[1,0,null,0]', 1, '0190-1', '0190-2');
+      INSERT INTO dead VALUES (1, 3, '0190-0', 'y', '{"n":0}', 1, 'pub', 3, 'max-deliveries', 9);
+    `);
+    const window = Date.now() + 60_000;
+    db.prepare("INSERT INTO dedup VALUES ('/caps', 'k1', '[\"0190-1\",\"0190-2\"]', ?)").run(window);
+    db.pragma("user_version = 3");
+    db.close();
+
+    store = SqliteStore.open({ file: v3, sync: "normal" });
+    expect(store.db.pragma("user_version", { simple: true })).toBe(4);
+    expect((await store.subscriptions({ limit: 10 })).items).toEqual([
+      { ns: "/", clientId: "z", event: "y", group: null },
+      { ns: "/caps", clientId: "a", event: "x", group: null },
+      { ns: "/caps", clientId: "b", event: "x", group: "g" },
+    ]);
+    expect((await store.subscriptions({ limit: 10 }, "/")).items).toHaveLength(1);
+    expect((await store.namespaces({ limit: 10 })).items).toEqual([
+      { ns: "/", queues: 0, pending: 0, subscriptions: 1, rooms: 0, deadLetters: 1 },
+      { ns: "/caps", queues: 2, pending: 3, subscriptions: 2, rooms: 0, deadLetters: 0 },
+    ]);
+    expect((await store.listDead("/", { limit: 10 })).items).toEqual([
+      expect.objectContaining({
+        ns: "/",
+        queue: "c:z",
+        messageId: "0190-0",
+        payload: { n: 0 },
+        deliveries: 3,
+      }),
+    ]);
+    const claimed = await store.claim({
+      ns: "/caps",
+      queue: clientQueue("a"),
+      consumer: "a",
+      limit: 9,
+      now: 1,
+      leaseMs: 10,
+      maxDeliveries: 0,
+    });
+    expect(claimed.messages.map((m) => m.messageId)).toEqual(["0190-1", "0190-2"]);
+    // a namespace-wide key of the old file still counts, whoever retries it, until its window ends
+    const retry = await store.enqueue({
+      ns: "/caps",
+      messages: [msg(9, { to: ["a"] })],
+      key: { scope: "id:anyone", key: "k1" },
+      now: Date.now(),
+      dedupWindowMs: 1000,
+      maxQueueLength: 0,
+      overflow: "reject",
+    });
+    expect(retry).toMatchObject({ duplicate: true, messageIds: ["0190-1", "0190-2"] });
+    await store.sweep(window + 1);
+    expect(store.db.prepare("SELECT name FROM sqlite_master WHERE name = 'dedup_v3'").get()).toBeUndefined();
+    const after = await store.enqueue({
+      ns: "/caps",
+      messages: [msg(10, { to: ["a"] })],
+      key: { scope: "id:anyone", key: "k1" },
+      now: window + 2,
+      dedupWindowMs: 1000,
+      maxQueueLength: 0,
+      overflow: "reject",
+    });
+    expect(after.duplicate).toBe(false);
   });
 });

@@ -6,7 +6,7 @@ import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
 import { type ErrorCode, failure, isValidNamespace, type Reply, toNamespace } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
-import type { QueueStore } from "./store/store.js";
+import { type NamespaceSummary, type PageRequest, type QueueStore, StoreError } from "./store/store.js";
 import type { TokenVerifier } from "./token.js";
 import { parsePublish } from "./validate.js";
 
@@ -50,6 +50,8 @@ export function createHttpHandler(deps: HttpDeps) {
   return (req: IncomingMessage, res: ServerResponse) => {
     route(deps, req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return send(res, err.status, err.reply);
+      // A store refusal (a bad cursor, the store cannot write): its code, its status.
+      if (err instanceof StoreError) return send(res, STATUS[err.code], failure(err.code, err.message));
       deps.log.error({ url: req.url, err }, "http handler failed");
       send(res, 500, failure("UNAVAILABLE", "internal error; retry"));
     });
@@ -75,7 +77,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
   }
   if (
     parts[0] === "dead-letters" ||
-    ["/namespaces", "/queues", "/subscriptions", "/clients"].includes(url.pathname)
+    ["/namespaces", "/queues", "/subscriptions", "/rooms", "/clients"].includes(url.pathname)
   ) {
     await authorize(deps, req);
     return operatorView(deps, req, res, url, parts);
@@ -145,22 +147,30 @@ async function operatorView(
   if (ns === null) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `ns "${nsParam}" is not a valid namespace`));
   }
-  if (req.method === "GET" && url.pathname === "/namespaces") {
-    return send(res, 200, { ok: true, namespaces: await namespaceSummary(deps) });
-  }
-  if (req.method === "GET" && url.pathname === "/queues") {
-    return send(res, 200, { ok: true, queues: await deps.store.stats(ns) });
-  }
-  if (req.method === "GET" && url.pathname === "/subscriptions") {
-    return send(res, 200, { ok: true, subscriptions: await deps.store.subscriptions(ns) });
-  }
-  if (req.method === "GET" && url.pathname === "/clients") {
-    return send(res, 200, { ok: true, clients: deps.clients(ns) });
+  if (req.method === "GET") {
+    const page = pageOf(url);
+    if (url.pathname === "/namespaces")
+      return send(res, 200, { ok: true, ...(await namespacesView(deps, page)) });
+    if (url.pathname === "/queues") {
+      const { items, next } = await deps.store.stats(page, ns);
+      return send(res, 200, { ok: true, queues: items, next });
+    }
+    if (url.pathname === "/subscriptions") {
+      const { items, next } = await deps.store.subscriptions(page, ns);
+      return send(res, 200, { ok: true, subscriptions: items, next });
+    }
+    if (url.pathname === "/rooms") {
+      const { items, next } = await deps.store.rooms(ns ?? "/", page);
+      return send(res, 200, { ok: true, ns: ns ?? "/", rooms: items, next });
+    }
+    if (url.pathname === "/clients") {
+      return send(res, 200, { ok: true, clients: deps.clients(ns) });
+    }
   }
   const deadNs = ns ?? "/";
   if (req.method === "GET" && parts.length === 1) {
-    const limit = Math.min(1000, Math.max(1, Number(url.searchParams.get("limit") ?? 100) || 100));
-    return send(res, 200, { ok: true, ns: deadNs, deadLetters: await deps.store.listDead(deadNs, limit) });
+    const { items, next } = await deps.store.listDead(deadNs, pageOf(url));
+    return send(res, 200, { ok: true, ns: deadNs, deadLetters: items, next });
   }
   if (req.method === "POST" && parts.length === 2 && (parts[1] === "requeue" || parts[1] === "drop")) {
     const body = await readBody(req, 1024 * 1024);
@@ -182,26 +192,55 @@ async function operatorView(
   send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
 }
 
-/** Every namespace that has queues, subscriptions or connections, with their counts. */
-async function namespaceSummary(deps: HttpDeps) {
-  const [queues, subscriptions] = await Promise.all([deps.store.stats(), deps.store.subscriptions()]);
-  const summary = new Map<
-    string,
-    { ns: string; queues: number; pending: number; subscriptions: number; clients: number }
-  >();
-  const entry = (ns: string) => {
-    const found = summary.get(ns) ?? { ns, queues: 0, pending: 0, subscriptions: 0, clients: 0 };
-    summary.set(ns, found);
-    return found;
-  };
-  for (const q of queues) {
-    const e = entry(q.ns);
-    e.queues++;
-    e.pending += q.pending;
+/** `?limit=` (default 100, at most 1000) and `?cursor=` (a view's `next`). */
+function pageOf(url: URL): PageRequest {
+  const raw = url.searchParams.get("limit");
+  const limit = raw === null ? 100 : Number(raw);
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new HttpError(
+      400,
+      failure("INVALID_ARGUMENT", `limit must be a whole number from 1 to 1000, got "${raw}"`),
+    );
   }
-  for (const s of subscriptions) entry(s.ns).subscriptions++;
-  for (const c of deps.clients()) entry(c.ns).clients++;
-  return [...summary.values()].sort((a, b) => a.ns.localeCompare(b.ns));
+  return { limit: Math.min(limit, 1000), after: url.searchParams.get("cursor") };
+}
+
+type NamespaceRow = NamespaceSummary & { clients: number };
+
+/**
+ * The namespaces view: the store's namespaces with their connected clients, and those that have
+ * connections only, each on the page whose range of names holds it. Its cursor is the store's,
+ * with the page's last name beside it.
+ */
+async function namespacesView(deps: HttpDeps, page: PageRequest) {
+  let after: { store: string | null; last: string } | undefined;
+  if (page.after) {
+    try {
+      after = JSON.parse(Buffer.from(page.after, "base64url").toString("utf8"));
+    } catch {
+      after = undefined;
+    }
+    if (typeof after?.last !== "string" || !(after.store === null || typeof after.store === "string")) {
+      throw new HttpError(
+        400,
+        failure("INVALID_ARGUMENT", "cursor: not a cursor of this view; start again without one"),
+      );
+    }
+  }
+  const { items, next } = await deps.store.namespaces({ limit: page.limit, after: after?.store });
+  const connected = new Map<string, number>();
+  for (const c of deps.clients()) connected.set(c.ns, (connected.get(c.ns) ?? 0) + 1);
+  const rows: NamespaceRow[] = items.map((s) => ({ ...s, clients: connected.get(s.ns) ?? 0 }));
+  const listed = new Set(items.map((s) => s.ns));
+  const last = items.at(-1)?.ns ?? after?.last ?? "";
+  for (const [ns, clients] of connected) {
+    if (listed.has(ns) || (after && ns <= after.last) || (next !== null && ns > last)) continue;
+    rows.push({ ns, queues: 0, pending: 0, subscriptions: 0, rooms: 0, deadLetters: 0, clients });
+  }
+  rows.sort((a, b) => (a.ns < b.ns ? -1 : a.ns > b.ns ? 1 : 0));
+  const cursor =
+    next === null ? null : Buffer.from(JSON.stringify({ store: next, last })).toString("base64url");
+  return { namespaces: rows, next: cursor };
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {

@@ -10,8 +10,11 @@ import {
   type ClaimResult,
   clientQueue,
   isGroupQueue,
+  type NamespaceSummary,
   type NewMessage,
   nsKey,
+  type Page,
+  publisherScope,
   type QueueName,
   type QueueStore,
   StoreError,
@@ -30,6 +33,9 @@ export type DeliveryLimits = Pick<
   | "rateLimit"
   | "dedupWindowMs"
 >;
+
+/** Idempotency scope of a publisher the caller did not name: all of them share it. */
+const UNNAMED_SCOPE = publisherScope.address("unknown");
 
 /** One identified connection that receives deliveries (a socket, in the hub). */
 export interface Consumer {
@@ -186,8 +192,11 @@ export class QueueCore {
     ns: string,
     from: string | null,
     items: ParsedPublish[],
+    /** Whose idempotency keys these are (see publisherScope); the hub names unnamed publishers by address. */
+    scope: string = from === null ? UNNAMED_SCOPE : publisherScope.identity(from),
   ): Promise<Failure | { ok: true; messageIds: string[] }> {
     const now = Date.now();
+    const key = items[0]?.key;
     if (from !== null && !this.takeTokens(nsKey(ns, from), items.length, now)) {
       return this.refuse(
         failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${from}; retry later`),
@@ -223,7 +232,7 @@ export class QueueCore {
       const result = await this.store.enqueue({
         ns,
         messages,
-        key: items[0]?.key,
+        key: key === undefined ? undefined : { scope, key },
         now,
         dedupWindowMs: this.limits.dedupWindowMs,
         maxQueueLength: this.limits.maxQueueLength,
@@ -300,8 +309,13 @@ export class QueueCore {
 
   /** Starts the queue-depth count from what the store holds (once, before serving). */
   async countBacklog(): Promise<void> {
-    const queues = await this.store.stats();
-    for (const q of queues) this.entries += q.pending;
+    // The store keeps counts per namespace: a page of them, not a read of every queue.
+    let after: string | null = null;
+    do {
+      const page: Page<NamespaceSummary> = await this.store.namespaces({ limit: 1000, after });
+      for (const ns of page.items) this.entries += ns.pending;
+      after = page.next;
+    } while (after !== null);
   }
 
   /** Entries in every queue, as this hub counts them. */

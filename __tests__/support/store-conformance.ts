@@ -13,6 +13,9 @@ import {
   type EnqueueRequest,
   groupQueue,
   type NewMessage,
+  type Page,
+  type PageRequest,
+  publisherScope,
   type QueueName,
   type QueueStore,
   StoreError,
@@ -116,8 +119,26 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
       return r.messages.map((m) => m.messageId);
     }
 
+    /** Every item of a view, page after page (small pages, to exercise the cursors). */
+    async function everything<T>(view: (page: PageRequest) => Promise<Page<T>>, limit = 2): Promise<T[]> {
+      const items: T[] = [];
+      let after: string | null = null;
+      for (let pages = 0; pages < 10_000; pages++) {
+        const page: Page<T> = await view({ limit, after });
+        items.push(...page.items);
+        if (page.next === null) return items;
+        after = page.next;
+      }
+      throw new Error("a view that never ends");
+    }
+    const allStats = (ns?: string) => everything((page) => store.stats(page, ns));
+    const allSubs = (ns?: string) => everything((page) => store.subscriptions(page, ns));
+    const deadOf = async (ns: string, limit: number) => (await store.listDead(ns, { limit })).items;
+    /** An idempotency key of the one publisher these tests use. */
+    const k = (key: string, scope = publisherScope.identity("publisher")) => ({ scope, key });
+
     async function statsOf(queue: QueueName, ns = NS) {
-      const s = (await store.stats(ns)).find((q) => q.queue === queue && q.ns === ns);
+      const s = (await allStats(ns)).find((q) => q.queue === queue && q.ns === ns);
       return { pending: s?.pending ?? 0, inFlight: s?.inFlight ?? 0 };
     }
 
@@ -144,15 +165,13 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         await store.subscribe(NS, "a", ["x", "y"], null);
         await store.subscribe(NS, "b", ["x"], "g");
         await store.subscribe(OTHER_NS, "a", ["x"], null);
-        expect(sortSubs(await store.subscriptions(NS))).toEqual([
+        expect(sortSubs(await allSubs(NS))).toEqual([
           { ns: NS, clientId: "a", event: "x", group: null },
           { ns: NS, clientId: "a", event: "y", group: null },
           { ns: NS, clientId: "b", event: "x", group: "g" },
         ]);
-        expect(await store.subscriptions(OTHER_NS)).toEqual([
-          { ns: OTHER_NS, clientId: "a", event: "x", group: null },
-        ]);
-        expect(await store.subscriptions()).toHaveLength(4);
+        expect(await allSubs(OTHER_NS)).toEqual([{ ns: OTHER_NS, clientId: "a", event: "x", group: null }]);
+        expect(await allSubs()).toHaveLength(4);
       });
 
       it("is idempotent: subscribing twice keeps one subscription and leaves the queue untouched", async () => {
@@ -160,7 +179,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         const id = await publish("x");
         await store.subscribe(NS, "a", ["x"], null);
         await store.subscribe(NS, "a", ["x", "x"], null);
-        expect(await store.subscriptions(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: null }]);
+        expect(await allSubs(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: null }]);
         expect(await queueIds(clientQueue("a"))).toEqual([id]);
         // still one copy per publish after re-subscribing
         const id2 = await publish("x");
@@ -170,14 +189,14 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
       it("a new group replaces the old one", async () => {
         await store.subscribe(NS, "a", ["x"], "g1");
         await store.subscribe(NS, "a", ["x"], "g2");
-        expect(await store.subscriptions(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: "g2" }]);
+        expect(await allSubs(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: "g2" }]);
         expect(await store.consumerQueues(NS, "a")).toEqual([clientQueue("a"), groupQueue("g2")]);
         const r = await enqueue([msg("x")]);
         expect(r.queues).toEqual([groupQueue("g2")]);
         expect(await queueIds(groupQueue("g1"))).toEqual([]);
 
         await store.subscribe(NS, "a", ["x"], null);
-        expect(await store.subscriptions(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: null }]);
+        expect(await allSubs(NS)).toEqual([{ ns: NS, clientId: "a", event: "x", group: null }]);
         expect(await store.consumerQueues(NS, "a")).toEqual([clientQueue("a")]);
         const r2 = await enqueue([msg("x")]);
         expect(r2.queues).toEqual([clientQueue("a")]);
@@ -209,13 +228,13 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect(await store.unsubscribe(NS, "a", ["x"])).toBe(2);
         expect(await queueIds(clientQueue("a"))).toEqual([y1]);
         expect(await queueIds(clientQueue("b"))).toEqual([x1, x2]);
-        expect(await store.subscriptions(NS)).toEqual(
+        expect(await allSubs(NS)).toEqual(
           expect.arrayContaining([
             { ns: NS, clientId: "a", event: "y", group: null },
             { ns: NS, clientId: "b", event: "x", group: null },
           ]),
         );
-        expect(await store.subscriptions(NS)).toHaveLength(2);
+        expect(await allSubs(NS)).toHaveLength(2);
         // no longer receives x
         const r = await enqueue([msg("x")]);
         expect(r.queues).toEqual([clientQueue("b")]);
@@ -244,7 +263,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         await enqueue([other], { ns: OTHER_NS });
         expect(await store.unsubscribe(OTHER_NS, "a", ["x"])).toBe(1);
         expect(await queueIds(clientQueue("a"))).toEqual([id]);
-        expect(await store.subscriptions(NS)).toHaveLength(1);
+        expect(await allSubs(NS)).toHaveLength(1);
       });
     });
 
@@ -272,7 +291,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         const m = msg("x");
         const r = await enqueue([m]);
         expect(r).toEqual({ duplicate: false, messageIds: [m.messageId], queues: [], dropped: 0 });
-        expect(await store.stats(NS)).toEqual([]);
+        expect(await allStats(NS)).toEqual([]);
       });
 
       it("skips the publisher's own subscription unless echo", async () => {
@@ -373,32 +392,32 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
       it("a key seen inside the window returns the first ids and stores nothing", async () => {
         await store.subscribe(NS, "a", ["x"], null);
         const first = [msg("x"), msg("x")];
-        const r1 = await enqueue(first, { key: "k1" });
+        const r1 = await enqueue(first, { key: k("k1") });
         expect(r1.duplicate).toBe(false);
-        const r2 = await enqueue([msg("x")], { key: "k1", now: T0 + WINDOW - 1 });
+        const r2 = await enqueue([msg("x")], { key: k("k1"), now: T0 + WINDOW - 1 });
         expect(r2.duplicate).toBe(true);
         expect(r2.messageIds).toEqual(first.map((m) => m.messageId));
         expect(r2.queues).toEqual([]);
         expect(r2.dropped).toBe(0);
         expect(await queueIds(clientQueue("a"))).toEqual(first.map((m) => m.messageId));
         // other keys and other namespaces are independent
-        expect((await enqueue([msg("x")], { key: "k2" })).duplicate).toBe(false);
+        expect((await enqueue([msg("x")], { key: k("k2") })).duplicate).toBe(false);
         await store.subscribe(OTHER_NS, "a", ["x"], null);
-        const otherNs = await enqueue([msg("x")], { key: "k1", ns: OTHER_NS });
+        const otherNs = await enqueue([msg("x")], { key: k("k1"), ns: OTHER_NS });
         expect(otherNs.duplicate).toBe(false);
         expect(await queueIds(clientQueue("a"), OTHER_NS)).toHaveLength(1);
       });
 
       it("after the window the key stores again", async () => {
         await store.subscribe(NS, "a", ["x"], null);
-        await enqueue([msg("x")], { key: "k" });
+        await enqueue([msg("x")], { key: k("k") });
         const again = msg("x");
-        const r = await enqueue([again], { key: "k", now: T0 + WINDOW });
+        const r = await enqueue([again], { key: k("k"), now: T0 + WINDOW });
         expect(r.duplicate).toBe(false);
         expect(r.messageIds).toEqual([again.messageId]);
         expect(await queueIds(clientQueue("a"))).toHaveLength(2);
         // and the new publish starts a new window
-        const r2 = await enqueue([msg("x")], { key: "k", now: T0 + WINDOW + 1 });
+        const r2 = await enqueue([msg("x")], { key: k("k"), now: T0 + WINDOW + 1 });
         expect(r2.duplicate).toBe(true);
         expect(r2.messageIds).toEqual([again.messageId]);
       });
@@ -406,11 +425,11 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
       it("sweep forgets dedup keys whose window passed, and keeps the others", async () => {
         await store.subscribe(NS, "a", ["x"], null);
         const first = msg("x");
-        await enqueue([first], { key: "old" });
-        await enqueue([msg("x")], { key: "young", now: T0 + WINDOW / 2 });
+        await enqueue([first], { key: k("old") });
+        await enqueue([msg("x")], { key: k("young"), now: T0 + WINDOW / 2 });
         await store.sweep(T0 + WINDOW);
-        expect((await enqueue([msg("x")], { key: "old", now: T0 + WINDOW })).duplicate).toBe(false);
-        expect((await enqueue([msg("x")], { key: "young", now: T0 + WINDOW })).duplicate).toBe(true);
+        expect((await enqueue([msg("x")], { key: k("old"), now: T0 + WINDOW })).duplicate).toBe(false);
+        expect((await enqueue([msg("x")], { key: k("young"), now: T0 + WINDOW })).duplicate).toBe(true);
       });
 
       it("maxQueueLength with reject: QUEUE_FULL, and nothing is stored for anyone", async () => {
@@ -419,7 +438,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         await enqueue([msg("x", { to: ["a"] }), msg("x", { to: ["a"] })]);
         const limits = { maxQueueLength: 3, overflow: "reject" as const };
         const ok = await publish("x", {}, limits); // a: 3, b: 1
-        await expectStoreError(enqueue([msg("x")], { ...limits, key: "k" }), "QUEUE_FULL");
+        await expectStoreError(enqueue([msg("x")], { ...limits, key: k("k") }), "QUEUE_FULL");
         expect(await queueIds(clientQueue("a"))).toHaveLength(3);
         expect(await queueIds(clientQueue("b"))).toEqual([ok]);
         // a batch that fits b but not a: all or nothing
@@ -434,7 +453,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         // the refused key was not remembered: after an ack the retry stores
         const [oldest] = await queueIds(clientQueue("a"));
         expect(await store.ack(NS, "a", [oldest as string])).toEqual([oldest]);
-        const retry = await enqueue([msg("x")], { ...limits, key: "k" });
+        const retry = await enqueue([msg("x")], { ...limits, key: k("k") });
         expect(retry.duplicate).toBe(false);
         expect(await queueIds(clientQueue("a"))).toHaveLength(3);
         expect(await queueIds(clientQueue("b"))).toHaveLength(2);
@@ -452,7 +471,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect([...r.queues].sort()).toEqual([clientQueue("a"), clientQueue("b")]);
         expect(await queueIds(clientQueue("a"))).toEqual([m2, m3.messageId]);
         expect(await queueIds(clientQueue("b"))).toEqual([m2, m3.messageId]);
-        const dead = await store.listDead(NS, 10);
+        const dead = await deadOf(NS, 10);
         expect(dead).toHaveLength(1);
         expect(dead[0]).toMatchObject({
           ns: NS,
@@ -468,7 +487,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         const r2 = await enqueue(batch, limits);
         expect(r2.dropped).toBe(3);
         expect(await queueIds(clientQueue("b"))).toEqual([batch[1]?.messageId, batch[2]?.messageId]);
-        expect(await store.listDead(NS, 10)).toHaveLength(4);
+        expect(await deadOf(NS, 10)).toHaveLength(4);
       });
 
       it("maxQueueLength 0 is unlimited", async () => {
@@ -571,7 +590,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         );
         expect(r.deadLettered).toBe(1);
         expect(r.messages.map((m) => [m.messageId, m.deliveries])).toEqual([[other, 1]]);
-        const dead = await store.listDead(NS, 10);
+        const dead = await deadOf(NS, 10);
         expect(dead).toEqual([
           {
             ns: NS,
@@ -761,9 +780,9 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         await store.subscribe(NS, "a", ["x"], null);
         for (let i = 0; i < 3; i++) await publish("x");
         expect(await kill(3)).toBe(3);
-        expect(await store.listDead(NS, 10)).toHaveLength(3);
-        expect(await store.listDead(NS, 2)).toHaveLength(2);
-        expect(await store.listDead(OTHER_NS, 10)).toEqual([]);
+        expect(await deadOf(NS, 10)).toHaveLength(3);
+        expect(await deadOf(NS, 2)).toHaveLength(2);
+        expect(await deadOf(OTHER_NS, 10)).toEqual([]);
       });
 
       it("requeueDead puts them back at the tail with deliveries reset, claimable again", async () => {
@@ -773,7 +792,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect(await kill(2)).toBe(2);
         const live = await publish("x");
         expect(await store.requeueDead(NS, [d2, "unknown"])).toEqual([clientQueue("a")]);
-        expect((await store.listDead(NS, 10)).map((d) => d.messageId)).toEqual([d1]);
+        expect((await deadOf(NS, 10)).map((d) => d.messageId)).toEqual([d1]);
         const r = await store.claim(
           claimReq(clientQueue("a"), "a", { now: T0 + 3 * LEASE, maxDeliveries: 1 }),
         );
@@ -793,7 +812,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         const limits = { maxQueueLength: 1, overflow: "drop-oldest" as const };
         const first = await publish("x", {}, limits);
         const second = await publish("x", {}, limits);
-        const dead = await store.listDead(NS, 10);
+        const dead = await deadOf(NS, 10);
         expect(dead.map((d) => [d.queue, d.messageId, d.reason]).sort()).toEqual(
           [
             [clientQueue("a"), first, "overflow"],
@@ -806,7 +825,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         ]);
         expect(await queueIds(clientQueue("a"))).toEqual([second, first]);
         expect(await queueIds(groupQueue("g"))).toEqual([second, first]);
-        expect(await store.listDead(NS, 10)).toEqual([]);
+        expect(await deadOf(NS, 10)).toEqual([]);
       });
 
       it("dropDead deletes them for good", async () => {
@@ -816,11 +835,377 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect(await kill(2)).toBe(2);
         expect(await store.dropDead(OTHER_NS, [d1])).toBe(0);
         expect(await store.dropDead(NS, [d1, "unknown", d1])).toBe(1);
-        expect((await store.listDead(NS, 10)).map((d) => d.messageId)).toEqual([d2]);
+        expect((await deadOf(NS, 10)).map((d) => d.messageId)).toEqual([d2]);
         expect(await store.requeueDead(NS, [d1])).toEqual([]);
         expect(await store.dropDead(NS, [d2])).toBe(1);
-        expect(await store.listDead(NS, 10)).toEqual([]);
+        expect(await deadOf(NS, 10)).toEqual([]);
         expect(await store.pending(NS, "a", T0)).toBe(0);
+      });
+    });
+
+    // ---- rooms ---------------------------------------------------------------------------------
+
+    describe("rooms", () => {
+      const roomMsg = (room: string, extra: Partial<NewMessage> = {}) => msg("chat", { room, ...extra });
+      const allMembers = (room: string, ns = NS) => everything((page) => store.roomMembers(ns, room, page));
+      const allRooms = (ns = NS) => everything((page) => store.rooms(ns, page));
+
+      it("join is idempotent and says whether it was new; leave says whether it was a member", async () => {
+        expect(await store.joinRoom(NS, "r1", "a")).toBe(true);
+        expect(await store.joinRoom(NS, "r1", "a")).toBe(false);
+        expect(await store.joinRoom(NS, "r1", "b")).toBe(true);
+        expect(await store.joinRoom(NS, "r2", "a")).toBe(true);
+        expect(await store.joinRoom(OTHER_NS, "r1", "c")).toBe(true);
+        expect(await store.isMember(NS, "r1", "a")).toBe(true);
+        expect(await store.isMember(NS, "r1", "c")).toBe(false);
+        expect(await store.isMember(OTHER_NS, "r1", "c")).toBe(true);
+        expect(await store.clientRooms(NS, "a")).toEqual(["r1", "r2"]);
+        expect(await store.clientRooms(NS, "c")).toEqual([]);
+        expect(await allMembers("r1")).toEqual(["a", "b"]);
+        expect(await allRooms()).toEqual([
+          { ns: NS, room: "r1", members: 2 },
+          { ns: NS, room: "r2", members: 1 },
+        ]);
+        expect(await store.leaveRoom(NS, "r1", "a")).toBe(true);
+        expect(await store.leaveRoom(NS, "r1", "a")).toBe(false);
+        expect(await store.leaveRoom(NS, "nowhere", "a")).toBe(false);
+        expect(await store.isMember(NS, "r1", "a")).toBe(false);
+        expect(await store.clientRooms(NS, "a")).toEqual(["r2"]);
+        expect(await store.leaveRoom(NS, "r2", "a")).toBe(true);
+        // a room without members is gone from the views
+        expect(await allRooms()).toEqual([{ ns: NS, room: "r1", members: 1 }]);
+        expect(await allMembers("r2")).toEqual([]);
+      });
+
+      it("a room publish goes to every member's own queue except the publisher's, and carries `room`", async () => {
+        for (const c of ["a", "b", "c"]) await store.joinRoom(NS, "r", c);
+        await store.joinRoom(NS, "elsewhere", "d");
+        await store.subscribe(NS, "e", ["chat"], null); // a subscriber of the event is no member
+        await store.joinRoom(OTHER_NS, "r", "f");
+        const m = roomMsg("r", { from: "a" });
+        const r = await enqueue([m]);
+        expect([...r.queues].sort()).toEqual([clientQueue("b"), clientQueue("c")]);
+        const got = await store.claim(claimReq(clientQueue("b"), "b"));
+        expect(got.messages).toEqual([
+          {
+            messageId: m.messageId,
+            event: "chat",
+            payload: m.payload,
+            publishedAt: T0,
+            from: "a",
+            deliveries: 1,
+            room: "r",
+          },
+        ]);
+        for (const other of ["a", "d", "e"]) expect(await queueIds(clientQueue(other))).toEqual([]);
+        expect(await queueIds(clientQueue("f"), OTHER_NS)).toEqual([]);
+        // echo: the publisher too; a publisher that is no member publishes to all members
+        const echoed = await enqueue([roomMsg("r", { from: "a", echo: true })]);
+        expect([...echoed.queues].sort()).toEqual([clientQueue("a"), clientQueue("b"), clientQueue("c")]);
+        const outside = await enqueue([roomMsg("r", { from: "zed" })]);
+        expect(outside.queues).toHaveLength(3);
+        // an empty room stores nothing
+        expect((await enqueue([roomMsg("empty")])).queues).toEqual([]);
+      });
+
+      it("room messages keep their order in each member's queue, beside the member's other messages", async () => {
+        await store.joinRoom(NS, "r", "a");
+        await store.subscribe(NS, "a", ["x"], null);
+        const ids = [
+          await publish("chat", { room: "r" }),
+          await publish("x"),
+          await publish("chat", { room: "r" }),
+          await publish("x", { to: ["a"] }),
+        ];
+        expect(await queueIds(clientQueue("a"))).toEqual(ids);
+      });
+
+      it("leaving keeps the queued room messages; a later room publish misses the former member", async () => {
+        await store.joinRoom(NS, "r", "a");
+        await store.joinRoom(NS, "r", "b");
+        const kept = await publish("chat", { room: "r" });
+        expect(await store.leaveRoom(NS, "r", "a")).toBe(true);
+        await publish("chat", { room: "r" });
+        expect(await queueIds(clientQueue("a"))).toEqual([kept]);
+        expect(await queueIds(clientQueue("b"))).toHaveLength(2);
+      });
+
+      it("`to` wins over `room`, and then the delivery carries no room", async () => {
+        await store.joinRoom(NS, "r", "a");
+        const m = msg("chat", { to: ["b"], room: "r" });
+        expect((await enqueue([m])).queues).toEqual([clientQueue("b")]);
+        const got = await store.claim(claimReq(clientQueue("b"), "b"));
+        expect(got.messages[0]?.room).toBeUndefined();
+      });
+
+      it("limits apply per member: reject refuses the whole batch, drop-oldest dead-letters with the room kept", async () => {
+        await store.joinRoom(NS, "r", "a");
+        await store.joinRoom(NS, "r", "b");
+        await enqueue([msg("x", { to: ["a"] }), msg("x", { to: ["a"] })]);
+        const reject = { maxQueueLength: 2, overflow: "reject" as const };
+        await expectStoreError(enqueue([roomMsg("r")], { ...reject, key: k("room-1") }), "QUEUE_FULL");
+        expect(await queueIds(clientQueue("b"))).toEqual([]); // all or nothing
+        const first = roomMsg("r");
+        const second = roomMsg("r");
+        const drop = { maxQueueLength: 2, overflow: "drop-oldest" as const };
+        const r = await enqueue([first, second], drop);
+        expect(r.dropped).toBe(2); // a's two `to` messages
+        expect(await queueIds(clientQueue("a"))).toEqual([first.messageId, second.messageId]);
+        const r2 = await enqueue([roomMsg("r")], { ...drop, now: T0 + 7 });
+        expect(r2.dropped).toBe(2); // `first` in a's queue and in b's
+        const dead = await deadOf(NS, 10);
+        expect(dead.filter((d) => d.messageId === first.messageId)).toEqual([
+          expect.objectContaining({ queue: clientQueue("a"), room: "r", reason: "overflow", deadAt: T0 + 7 }),
+          expect.objectContaining({ queue: clientQueue("b"), room: "r", reason: "overflow", deadAt: T0 + 7 }),
+        ]);
+        // requeued, the message still carries its room
+        await store.requeueDead(NS, [first.messageId]);
+        const claimed = await store.claim(claimReq(clientQueue("b"), "b", { now: T0 + 8 }));
+        expect(claimed.messages.find((m) => m.messageId === first.messageId)?.room).toBe("r");
+      });
+
+      it("a key makes a room publish idempotent, TTL and max deliveries apply as to any message", async () => {
+        await store.joinRoom(NS, "r", "a");
+        const once = roomMsg("r", { expiresAt: T0 + 10 });
+        await enqueue([once], { key: k("chat-1") });
+        const again = await enqueue([roomMsg("r")], { key: k("chat-1") });
+        expect(again).toMatchObject({ duplicate: true, messageIds: [once.messageId], queues: [] });
+        const dying = await publish("chat", { room: "r" });
+        const r = await store.claim(claimReq(clientQueue("a"), "a", { now: T0 + 10, maxDeliveries: 1 }));
+        expect(r.expired).toBe(1);
+        expect(r.messages.map((m) => [m.messageId, m.room])).toEqual([[dying, "r"]]);
+        const r2 = await store.claim(
+          claimReq(clientQueue("a"), "a", { now: T0 + 10 + LEASE, maxDeliveries: 1 }),
+        );
+        expect(r2.deadLettered).toBe(1);
+        expect((await deadOf(NS, 10))[0]).toMatchObject({ messageId: dying, room: "r", deliveries: 1 });
+      });
+
+      it("members and rooms are listed in pages, by name", async () => {
+        const names = Array.from({ length: 7 }, (_, i) => `m${i}`);
+        for (const c of [...names].reverse()) await store.joinRoom(NS, "big", c);
+        for (const room of ["z", "b", "k"]) await store.joinRoom(NS, room, "m0");
+        expect(await allMembers("big")).toEqual(names);
+        const first = await store.roomMembers(NS, "big", { limit: 3 });
+        expect(first.items).toEqual(["m0", "m1", "m2"]);
+        expect(first.next).not.toBeNull();
+        expect((await store.roomMembers(NS, "big", { limit: 3, after: first.next })).items).toEqual([
+          "m3",
+          "m4",
+          "m5",
+        ]);
+        expect((await allRooms()).map((r) => [r.room, r.members])).toEqual([
+          ["b", 1],
+          ["big", 7],
+          ["k", 1],
+          ["z", 1],
+        ]);
+      });
+    });
+
+    // ---- routing by payload ----------------------------------------------------------------------
+
+    describe("route", () => {
+      it("goes only to the routed client's own queue when it subscribes to the event", async () => {
+        await store.subscribe(NS, "acme", ["delivered"], null);
+        await store.subscribe(NS, "other", ["delivered"], null);
+        await store.subscribe(NS, "d1", ["delivered"], "drivers");
+        const m = msg("delivered", { route: "acme", from: "driver" });
+        expect((await enqueue([m])).queues).toEqual([clientQueue("acme")]);
+        expect(await queueIds(clientQueue("other"))).toEqual([]);
+        expect(await queueIds(groupQueue("drivers"))).toEqual([]);
+      });
+
+      it("fans out as usual when the routed client does not subscribe, or is the publisher", async () => {
+        await store.subscribe(NS, "d1", ["pickup"], null);
+        await store.subscribe(NS, "d2", ["pickup"], null);
+        await store.subscribe(NS, "acme", ["delivered"], null);
+        const notSubscribed = await enqueue([msg("pickup", { route: "acme", from: "acme" })]);
+        expect([...notSubscribed.queues].sort()).toEqual([clientQueue("d1"), clientQueue("d2")]);
+        const unknown = await enqueue([msg("pickup", { route: "nobody" })]);
+        expect(unknown.queues).toHaveLength(2);
+        const self = await enqueue([msg("pickup", { route: "d1", from: "d1" })]);
+        expect(self.queues).toEqual([clientQueue("d2")]);
+        await store.subscribe(OTHER_NS, "acme", ["pickup"], null); // another namespace's subscription counts not
+        expect((await enqueue([msg("pickup", { route: "acme" })])).queues).toHaveLength(2);
+      });
+
+      it("a group member's subscription routes to its own queue", async () => {
+        await store.subscribe(NS, "acme", ["delivered"], "stores");
+        await store.subscribe(NS, "bolt", ["delivered"], "stores");
+        const m = msg("delivered", { route: "bolt" });
+        expect((await enqueue([m])).queues).toEqual([clientQueue("bolt")]);
+        expect(await queueIds(clientQueue("bolt"))).toEqual([m.messageId]);
+        expect(await queueIds(groupQueue("stores"))).toEqual([]);
+      });
+    });
+
+    // ---- idempotency scopes --------------------------------------------------------------------
+
+    describe("idempotency keys per publisher", () => {
+      it("one publisher's key never answers another's publish", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const victim = publisherScope.identity("victim");
+        const squatter = publisherScope.identity("squatter");
+        const squat = await enqueue([msg("x")], { key: k("order-1", squatter) });
+        const real = msg("x");
+        const r = await enqueue([real], { key: k("order-1", victim) });
+        expect(r).toMatchObject({ duplicate: false, messageIds: [real.messageId] });
+        expect(await queueIds(clientQueue("a"))).toEqual([squat.messageIds[0], real.messageId]);
+        // the same publisher's retry is still a duplicate; an address scope is another publisher again
+        expect((await enqueue([msg("x")], { key: k("order-1", victim) })).messageIds).toEqual([
+          real.messageId,
+        ]);
+        const byAddress = await enqueue([msg("x")], { key: k("order-1", publisherScope.address("victim")) });
+        expect(byAddress.duplicate).toBe(false);
+      });
+    });
+
+    // ---- views -------------------------------------------------------------------------------------
+
+    describe("paged views", () => {
+      it("namespaces: every namespace holding anything, by name, with its counts", async () => {
+        await store.subscribe(NS, "a", ["x", "y"], null);
+        await store.subscribe(NS, "b", ["x"], "g");
+        await store.joinRoom(NS, "r", "a");
+        await store.joinRoom(NS, "r", "b");
+        await store.joinRoom(NS, "s", "a");
+        await store.subscribe("/quiet", "q", ["x"], null);
+        await store.joinRoom("/rooms-only", "r", "a");
+        await publish("x"); // a and g
+        await publish("y"); // a
+        await publish("x", { to: ["c"] });
+        await enqueue([msg("x", { to: ["z"] })], { ns: OTHER_NS });
+        await store.claim(claimReq(clientQueue("c"), "c", { maxDeliveries: 1 }));
+        await store.claim(claimReq(clientQueue("c"), "c", { maxDeliveries: 1, now: T0 + LEASE })); // dead
+        const all = await everything((page) => store.namespaces(page), 2);
+        expect(all).toEqual([
+          { ns: NS, queues: 2, pending: 3, subscriptions: 3, rooms: 2, deadLetters: 1 },
+          { ns: OTHER_NS, queues: 1, pending: 1, subscriptions: 0, rooms: 0, deadLetters: 0 },
+          { ns: "/quiet", queues: 0, pending: 0, subscriptions: 1, rooms: 0, deadLetters: 0 },
+          { ns: "/rooms-only", queues: 0, pending: 0, subscriptions: 0, rooms: 1, deadLetters: 0 },
+        ]);
+        // counts follow acks, unsubscribes, leaves and drops
+        await store.ack(NS, "a", await queueIds(clientQueue("a")));
+        await store.unsubscribe(NS, "a", ["y"]);
+        await store.leaveRoom(NS, "s", "a");
+        await store.dropDead(
+          NS,
+          (await deadOf(NS, 10)).map((d) => d.messageId),
+        );
+        expect((await store.namespaces({ limit: 1 })).items).toEqual([
+          { ns: NS, queues: 1, pending: 1, subscriptions: 2, rooms: 1, deadLetters: 0 },
+        ]);
+      });
+
+      it("each view pages in a stable order, every item once, and its last page has no next", async () => {
+        for (let i = 0; i < 9; i++) await store.subscribe(NS, `c${i}`, ["x", "y"], i % 3 ? null : "g");
+        for (let i = 0; i < 5; i++) await store.subscribe(OTHER_NS, `c${i}`, ["x"], null);
+        for (let i = 0; i < 4; i++) await publish("x");
+        for (const c of ["c1", "c2", "c4"]) {
+          await store.claim(claimReq(clientQueue(c), c, { maxDeliveries: 1 }));
+          await store.claim(claimReq(clientQueue(c), c, { maxDeliveries: 1, now: T0 + LEASE }));
+        }
+        const views: [string, (page: PageRequest) => Promise<Page<unknown>>, number][] = [
+          ["subscriptions", (page) => store.subscriptions(page), 23],
+          ["subscriptions of a namespace", (page) => store.subscriptions(page, NS), 18],
+          ["stats", (page) => store.stats(page), 4], // c5, c7, c8 and g's: c1, c2 and c4's went dead
+          ["stats of a namespace", (page) => store.stats(page, NS), 4],
+          ["dead letters", (page) => store.listDead(NS, page), 12],
+        ];
+        for (const [name, view, count] of views) {
+          const big = await everything(view, 1000);
+          for (const limit of [1, 2, 5]) {
+            expect([name, limit, await everything(view, limit)]).toEqual([name, limit, big]);
+          }
+          expect([name, big.length]).toEqual([name, count]);
+          expect([name, new Set(big.map((x) => JSON.stringify(x))).size]).toEqual([name, big.length]);
+        }
+        const subsPage = await store.subscriptions({ limit: 5 }, NS);
+        expect(subsPage.items).toHaveLength(5);
+        expect(subsPage.next).toEqual(expect.any(String));
+        const last = await store.subscriptions({ limit: 100 }, OTHER_NS);
+        expect(last.items).toHaveLength(5);
+        expect(last.next).toBeNull();
+        // an item added after the cursor's position shows up on a later page, none is repeated
+        const before = await store.subscriptions({ limit: 3 }, OTHER_NS);
+        await store.subscribe(OTHER_NS, "zz-late", ["x"], null);
+        const restAfter = await everything((page) =>
+          store.subscriptions({ ...page, after: page.after ?? before.next }, OTHER_NS),
+        );
+        expect([...before.items, ...restAfter].map((s) => s.clientId).sort()).toEqual([
+          "c0",
+          "c1",
+          "c2",
+          "c3",
+          "c4",
+          "zz-late",
+        ]);
+      });
+
+      it("a cursor that is not one of the view's is refused with INVALID_ARGUMENT", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        for (const after of ["not a cursor", "e30", Buffer.from("[1,2,3]").toString("base64url")]) {
+          await expectStoreError(store.subscriptions({ limit: 10, after }), "INVALID_ARGUMENT");
+          await expectStoreError(store.stats({ limit: 10, after }), "INVALID_ARGUMENT");
+          await expectStoreError(store.listDead(NS, { limit: 10, after }), "INVALID_ARGUMENT");
+          await expectStoreError(store.namespaces({ limit: 10, after }), "INVALID_ARGUMENT");
+        }
+      });
+
+      it("a page holds at most 1000 items, whatever the limit asked", async () => {
+        const clients = Array.from({ length: 1005 }, (_, i) => `c${String(i).padStart(4, "0")}`);
+        for (let i = 0; i < clients.length; i += 100) {
+          await Promise.all(clients.slice(i, i + 100).map((c) => store.joinRoom(NS, "crowd", c)));
+        }
+        const page = await store.roomMembers(NS, "crowd", { limit: 5000 });
+        expect(page.items).toHaveLength(1000);
+        const rest = await store.roomMembers(NS, "crowd", { limit: 5000, after: page.next });
+        expect(rest.items).toHaveLength(5);
+        expect(rest.next).toBeNull();
+      });
+    });
+
+    // ---- long operations, in steps ---------------------------------------------------------------
+
+    describe("long operations", () => {
+      it("unsubscribe over a long queue drops exactly that event's entries, and keeps later ones", async () => {
+        await store.subscribe(NS, "a", ["x", "y"], null);
+        const keep: string[] = [];
+        for (let i = 0; i < 30; i++) {
+          const batch = Array.from({ length: 100 }, (_, j) => msg(j % 10 === 0 ? "y" : "x"));
+          await enqueue(batch);
+          keep.push(...batch.filter((m) => m.event === "y").map((m) => m.messageId));
+        }
+        const dropping = store.unsubscribe(NS, "a", ["x"]);
+        const late = msg("x", { to: ["a"] }); // stored while the unsubscribe runs: not its to drop
+        await enqueue([late]);
+        expect(await dropping).toBe(2700);
+        const left = await everything((page) => store.stats(page, NS), 10);
+        expect(left).toEqual([{ ns: NS, queue: clientQueue("a"), pending: 301, inFlight: 0 }]);
+        expect(await store.pending(NS, "a", T0, "y")).toBe(300);
+        expect(await store.pending(NS, "a", T0, "x")).toBe(1);
+        expect((await queueIds(clientQueue("a"))).slice(0, 300)).toEqual(keep);
+      });
+
+      it("drop-oldest after a lowered limit cuts a long backlog back to it, oldest first", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const ids: string[] = [];
+        for (let i = 0; i < 25; i++) {
+          const batch = Array.from({ length: 100 }, () => msg("x"));
+          await enqueue(batch);
+          ids.push(...batch.map((m) => m.messageId));
+        }
+        const newest = msg("x");
+        const r = await enqueue([newest], { maxQueueLength: 10, overflow: "drop-oldest" });
+        expect(r.dropped).toBe(2491);
+        expect(await queueIds(clientQueue("a"))).toEqual([...ids.slice(-9), newest.messageId]);
+        const dead = await everything((page) => store.listDead(NS, page), 1000);
+        expect(dead.map((d) => d.messageId)).toEqual(ids.slice(0, 2491));
+        expect((await store.namespaces({ limit: 10 })).items[0]).toMatchObject({
+          pending: 10,
+          deadLetters: 2491,
+        });
       });
     });
 
@@ -838,9 +1223,9 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect(await statsOf(clientQueue("a"))).toEqual({ pending: 3, inFlight: 2 });
         expect(await statsOf(groupQueue("g"))).toEqual({ pending: 3, inFlight: 0 });
         expect(await statsOf(clientQueue("a"), OTHER_NS)).toEqual({ pending: 1, inFlight: 0 });
-        const ns = await store.stats(NS);
+        const ns = await allStats(NS);
         expect(ns.every((s) => s.ns === NS)).toBe(true);
-        const all = await store.stats();
+        const all = await allStats();
         expect(all.filter((s) => s.pending > 0)).toHaveLength(3);
         await store.ack(NS, "a", await queueIds(clientQueue("a")));
         expect(await statsOf(clientQueue("a"))).toEqual({ pending: 0, inFlight: 0 });
@@ -867,11 +1252,18 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
           ["ack", () => store.ack(NS, "a", ["id"])],
           ["pending", () => store.pending(NS, "a", T0)],
           ["sweep", () => store.sweep(T0)],
-          ["listDead", () => store.listDead(NS, 10)],
+          ["listDead", () => store.listDead(NS, { limit: 10 })],
           ["requeueDead", () => store.requeueDead(NS, ["id"])],
           ["dropDead", () => store.dropDead(NS, ["id"])],
-          ["stats", () => store.stats()],
-          ["subscriptions", () => store.subscriptions()],
+          ["stats", () => store.stats({ limit: 10 })],
+          ["subscriptions", () => store.subscriptions({ limit: 10 })],
+          ["namespaces", () => store.namespaces({ limit: 10 })],
+          ["rooms", () => store.rooms(NS, { limit: 10 })],
+          ["joinRoom", () => store.joinRoom(NS, "r", "a")],
+          ["leaveRoom", () => store.leaveRoom(NS, "r", "a")],
+          ["isMember", () => store.isMember(NS, "r", "a")],
+          ["clientRooms", () => store.clientRooms(NS, "a")],
+          ["roomMembers", () => store.roomMembers(NS, "r", { limit: 10 })],
         ];
         for (const [opName, op] of ops) {
           let caught: unknown;
@@ -895,7 +1287,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         await store.subscribe(NS, "b", ["x"], "g");
         await store.subscribe(OTHER_NS, "c", ["z"], null);
         const batch = [msg("x"), msg("y"), msg("x"), msg("y"), msg("x")];
-        await enqueue(batch, { key: "k" });
+        await enqueue(batch, { key: k("k") });
         const ids = batch.map((m) => m.messageId);
         await claimIds(clientQueue("a"), "a", { limit: 1, maxDeliveries: 1 }); // ids[0], will die
         await claimIds(clientQueue("a"), "a", { limit: 1, maxDeliveries: 1, now: T0 + 1 }); // ids[1]
@@ -907,13 +1299,13 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
           ).deadLettered,
         ).toBe(1); // ids[0] dead, ids[2] leased until T0 + 2 * LEASE
         await claimIds(groupQueue("g"), "b", { limit: 1, now: T0 + LEASE }); // ids[0] leased to b
-        const subsBefore = sortSubs(await store.subscriptions());
-        const deadBefore = await store.listDead(NS, 10);
+        const subsBefore = sortSubs(await allSubs());
+        const deadBefore = await deadOf(NS, 10);
 
         store = await h.reopen();
 
-        expect(sortSubs(await store.subscriptions())).toEqual(subsBefore);
-        expect(await store.listDead(NS, 10)).toEqual(deadBefore);
+        expect(sortSubs(await allSubs())).toEqual(subsBefore);
+        expect(await deadOf(NS, 10)).toEqual(deadBefore);
         expect(await store.consumerQueues(NS, "b")).toEqual([clientQueue("b"), groupQueue("g")]);
         // leases survive: ids[1] (expired at T0 + 1 + LEASE) is free, ids[2] is still leased
         const r = await store.claim(claimReq(clientQueue("a"), "a", { now: T0 + LEASE + 1 }));
@@ -925,7 +1317,7 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
         expect(await store.ack(NS, "b", [ids[0] as string])).toEqual([ids[0]]);
         expect(await claimIds(groupQueue("g"), "b", { now: T0 + LEASE + 1 })).toEqual([ids[2], ids[4]]);
         // dedup key survives
-        const dup = await enqueue([msg("x")], { key: "k", now: T0 + 10 });
+        const dup = await enqueue([msg("x")], { key: k("k"), now: T0 + 10 });
         expect(dup.duplicate).toBe(true);
         expect(dup.messageIds).toEqual(ids);
         // queue order survives, and new entries go after the old ones

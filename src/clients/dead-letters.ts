@@ -12,7 +12,8 @@ or dropped by HUB_OVERFLOW=drop-oldest), or requeues or drops the ones named (--
 
 Options:
   --namespace <ns>     namespace (default: /caps)
-  --limit <n>          how many to list or act on with --all (default: 100)
+  --limit <n>          how many to list or act on with --all (default: 100, at most 1000)
+  --cursor <cursor>    the page after the one a list ended with (it prints the cursor)
   --all                requeue or drop every dead letter listed
   --json               print the hub's JSON reply as it is
   --url <url>          hub address (default: $HUB_URL or http://localhost:3000)
@@ -86,12 +87,14 @@ async function main() {
     return reply;
   };
   const query = `?ns=${encodeURIComponent(ns)}`;
+  const page = values.cursor ? `&cursor=${encodeURIComponent(values.cursor)}` : "";
 
   if (command === "list") {
-    const reply = await call(`/dead-letters${query}&limit=${limit}`);
+    const reply = await call(`/dead-letters${query}&limit=${limit}${page}`);
     if (values.json) return void process.stdout.write(`${JSON.stringify(reply, null, 2)}\n`);
     const letters = reply.deadLetters as DeadLetter[];
-    if (letters.length === 0) return void process.stdout.write(`no dead letters in ${ns}\n`);
+    if (letters.length === 0 && !values.cursor)
+      return void process.stdout.write(`no dead letters in ${ns}\n`);
     for (const d of letters) {
       const payload = JSON.stringify(d.payload) ?? "null";
       process.stdout.write(
@@ -99,11 +102,13 @@ async function main() {
           `${new Date(d.deadAt).toISOString()}  ${payload.length > 80 ? `${payload.slice(0, 77)}...` : payload}\n`,
       );
     }
+    if (typeof reply.next === "string")
+      process.stdout.write(`more: list again with --cursor ${reply.next}\n`);
     return;
   }
   let messageIds = ids;
   if (values.all) {
-    const listed = await call(`/dead-letters${query}&limit=${limit}`);
+    const listed = await call(`/dead-letters${query}&limit=${limit}${page}`);
     messageIds = (listed.deadLetters as DeadLetter[]).map((d) => d.messageId);
   }
   if (messageIds.length === 0) fail(`name the messageIds to ${command}, or pass --all`, 2);
@@ -121,6 +126,7 @@ function parse() {
     options: {
       namespace: { type: "string" },
       limit: { type: "string" },
+      cursor: { type: "string" },
       all: { type: "boolean" },
       json: { type: "boolean" },
       url: { type: "string" },

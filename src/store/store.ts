@@ -26,20 +26,45 @@ export interface NewMessage {
   from: string | null;
   /** Epoch ms after which it is never delivered, or null for no TTL. */
   expiresAt: number | null;
-  /** Target clients' own queues; when absent, every subscriber of `event` in the namespace. */
+  /**
+   * Targets, the first one set wins (the hub never sets two): `to`, the named clients' own queues;
+   * `room`, the own queue of every member of the room in the namespace except `from` (unless
+   * `echo`), and the delivered message carries `room`; else every subscriber of `event`.
+   */
   to?: string[];
-  /** With no `to`: also the publisher's own subscription (groups always receive). */
+  room?: string;
+  /**
+   * Routing by payload: when this client (not `from`) subscribes to `event` in the namespace,
+   * only its own queue gets the message; otherwise it fans out as if `route` were absent.
+   */
+  route?: string;
+  /** With no `to`: also the publisher's own subscription or membership (groups always receive). */
   echo?: boolean;
   /** `payload` as JSON text, when the hub has it already (a store that serialises can reuse it). */
   payloadJson?: string;
 }
 
+/** An idempotency key and whose it is: keys of different scopes never meet. */
+export interface IdempotencyKey {
+  /** The publisher, as the hub names it: see publisherScope. */
+  scope: string;
+  key: string;
+}
+
+/** Scopes of idempotency keys: one per identified publisher, one per address for unnamed ones. */
+export const publisherScope = {
+  /** A clientId, or a token's `sub` (over HTTP): the same name is the same publisher. */
+  identity: (name: string): string => `id:${name}`,
+  /** An unnamed publisher (a classroom connection, an open-mode HTTP call), by remote address. */
+  address: (address: string): string => `addr:${address}`,
+} as const;
+
 export interface EnqueueRequest {
   ns: string;
   /** One publish, or a batch: stored all or nothing, in this order. */
   messages: NewMessage[];
-  /** Idempotency key for the whole request, scoped to the namespace. */
-  key?: string;
+  /** Idempotency key for the whole request, scoped to (namespace, publisher scope, key). */
+  key?: IdempotencyKey;
   now: number;
   dedupWindowMs: number;
   /** Max entries per queue; 0 means unlimited. */
@@ -108,14 +133,55 @@ export interface Subscription {
   group: string | null;
 }
 
+/** A namespace that holds anything, with its counts. */
+export interface NamespaceSummary {
+  ns: string;
+  /** Queues holding at least one entry. */
+  queues: number;
+  /** Entries in all its queues. */
+  pending: number;
+  subscriptions: number;
+  /** Rooms with at least one member. */
+  rooms: number;
+  deadLetters: number;
+}
+
+export interface RoomSummary {
+  ns: string;
+  room: string;
+  members: number;
+}
+
+/** One page of a view: at most `limit` items after the cursor `after` (null or absent: from the start). */
+export interface PageRequest {
+  limit: number;
+  after?: string | null;
+}
+
+/**
+ * A page, in a stable order. `next` is the opaque cursor of the following page, null after the
+ * last. A page may hold fewer than `limit` items (a store bounds the work per page) and still
+ * have a `next`: read on until `next` is null.
+ */
+export interface Page<T> {
+  items: T[];
+  next: string | null;
+}
+
 export interface QueueStore {
   /** Durable subscription, idempotent; a new `group` replaces the old one. */
   subscribe(ns: string, clientId: string, events: string[], group: string | null): Promise<void>;
-  /** Ends the subscriptions and drops this client's queued entries of those events (and a group's, when no member is left for the event). Returns entries dropped. */
+  /**
+   * Ends the subscriptions and drops this client's queued entries of those events (and a group's,
+   * when no member is left for the event), in short steps over a long queue. Returns entries dropped.
+   */
   unsubscribe(ns: string, clientId: string, events: string[]): Promise<number>;
   /** The queues a client consumes from in a namespace: its own, then its groups'. */
   consumerQueues(ns: string, clientId: string): Promise<QueueName[]>;
-  /** Stores every message in each target queue, all or nothing; throws StoreError QUEUE_FULL when `reject` applies. */
+  /**
+   * Stores every message in each target queue, all or nothing; throws StoreError QUEUE_FULL when
+   * `reject` applies. With `drop-oldest`, a backlog far over the limit is cut back in short steps.
+   */
   enqueue(req: EnqueueRequest): Promise<EnqueueResult>;
   /** Leases up to `limit` claimable entries (free, or lease expired), oldest first, skipping expired and dead-lettering exhausted ones. */
   claim(req: ClaimRequest): Promise<ClaimResult>;
@@ -123,22 +189,42 @@ export interface QueueStore {
   release(ns: string, queue: QueueName, consumer: string, messageIds?: string[]): Promise<number>;
   /** Deletes entries from the client's own queue (leased or not) and from its groups' queues where it holds the lease. Returns the ids removed. */
   ack(ns: string, clientId: string, messageIds: string[]): Promise<string[]>;
-  /** Entries the client would be sent: its own queue plus its groups' entries not leased by others. */
+  /** Entries the client would be sent: its own queue plus its groups' entries not leased by others (counted in short steps over a long queue). */
   pending(ns: string, clientId: string, now: number, event?: string): Promise<number>;
-  /** Removes entries whose TTL passed and forgets old dedup keys. Returns entries removed. */
+  /** Removes entries whose TTL passed and forgets old dedup keys, in short steps. Returns entries removed. */
   sweep(now: number): Promise<number>;
-  listDead(ns: string, limit: number): Promise<DeadLetter[]>;
+
+  /** Makes the client a durable member of the room, idempotent. True when it was not a member. */
+  joinRoom(ns: string, room: string, clientId: string): Promise<boolean>;
+  /** Ends the membership; queued room messages stay. True when it was a member. */
+  leaveRoom(ns: string, room: string, clientId: string): Promise<boolean>;
+  isMember(ns: string, room: string, clientId: string): Promise<boolean>;
+  /** The client's rooms in the namespace, by name (as many as the hub lets a client join). */
+  clientRooms(ns: string, clientId: string): Promise<string[]>;
+  /** A room's members' clientIds, by clientId. */
+  roomMembers(ns: string, room: string, page: PageRequest): Promise<Page<string>>;
+
+  /** Namespaces that hold queues, subscriptions, rooms or dead letters, by name, with counts. */
+  namespaces(page: PageRequest): Promise<Page<NamespaceSummary>>;
+  /** Queues holding entries (of one namespace, or all), with their counts. */
+  stats(page: PageRequest, ns?: string): Promise<Page<QueueStats>>;
+  /** Subscriptions (of one namespace, or all). */
+  subscriptions(page: PageRequest, ns?: string): Promise<Page<Subscription>>;
+  /** A namespace's rooms that have members, by name, with member counts. */
+  rooms(ns: string, page: PageRequest): Promise<Page<RoomSummary>>;
+  /** A namespace's dead letters, oldest first. */
+  listDead(ns: string, page: PageRequest): Promise<Page<DeadLetter>>;
   /** Moves dead letters (by id) back to the tail of their queues with `deliveries` reset. Returns the queues touched. */
   requeueDead(ns: string, messageIds: string[]): Promise<QueueName[]>;
+  /** Deletes dead letters (by id). Returns how many. */
   dropDead(ns: string, messageIds: string[]): Promise<number>;
-  stats(ns?: string): Promise<QueueStats[]>;
-  subscriptions(ns?: string): Promise<Subscription[]>;
+
   /** True when the store can write now. */
   healthy(): Promise<boolean>;
   close(): Promise<void>;
 }
 
-export type StoreErrorCode = "QUEUE_FULL" | "UNAVAILABLE";
+export type StoreErrorCode = "QUEUE_FULL" | "UNAVAILABLE" | "INVALID_ARGUMENT";
 
 /** A refusal the hub maps straight to a wire error code. */
 export class StoreError extends Error {
@@ -150,4 +236,32 @@ export class StoreError extends Error {
   ) {
     super(message, options);
   }
+}
+
+/** Rows a view reads at most per page, whatever it finds: a page never costs more than this. */
+export const PAGE_SCAN_MAX = 10_000;
+/** The most items a page holds. */
+export const PAGE_LIMIT_MAX = 1000;
+
+/** The page size a request asks for, within 1..PAGE_LIMIT_MAX. */
+export function pageLimit(page: PageRequest): number {
+  return Math.min(PAGE_LIMIT_MAX, Math.max(1, Math.floor(page.limit) || 1));
+}
+
+/** An opaque cursor for a position (a store's own key, whatever its shape). */
+export function encodeCursor(position: unknown): string {
+  return Buffer.from(JSON.stringify(position)).toString("base64url");
+}
+
+/** The position a cursor holds, checked by `valid`; a cursor that is not one: StoreError INVALID_ARGUMENT. */
+export function decodeCursor<T>(cursor: string, valid: (position: unknown) => position is T): T {
+  let position: unknown;
+  try {
+    position = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+  } catch {
+    position = undefined;
+  }
+  if (!valid(position))
+    throw new StoreError("INVALID_ARGUMENT", "cursor: not a cursor of this view; start again without one");
+  return position;
 }

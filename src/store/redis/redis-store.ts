@@ -11,12 +11,19 @@ import {
   type ClaimResult,
   clientQueue,
   type DeadLetter,
+  decodeCursor,
   type EnqueueRequest,
   type EnqueueResult,
+  encodeCursor,
   groupQueue,
+  type NamespaceSummary,
+  type Page,
+  type PageRequest,
+  pageLimit,
   type QueueName,
   type QueueStats,
   type QueueStore,
+  type RoomSummary,
   StoreError,
   type Subscription,
 } from "../store.js";
@@ -30,6 +37,8 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Initial connection attempt limit (default 5000 ms). */
   connectTimeoutMs?: number;
+  /** Entries one step of a long operation (unsubscribe, drop-oldest) reads at most. @default 1000 */
+  stepEntries?: number;
 }
 
 const encodeGroup = (group: string | null) => (group === null ? "" : `:${group}`);
@@ -37,11 +46,17 @@ const decodeGroup = (enc: string) => (enc === "" ? null : enc.slice(1));
 
 export class RedisStore implements QueueStore {
   private closed = false;
+  private readonly stepEntries: number;
+  /** Scripts run by long operations, one per step (for tests of the stepping). */
+  steps = 0;
 
   private constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-  ) {}
+    opts: RedisStoreOptions,
+  ) {
+    this.stepEntries = Math.max(1, opts.stepEntries ?? 1000);
+  }
 
   static async connect(opts: RedisStoreOptions): Promise<RedisStore> {
     // The first connection fails at once (the caller learns Redis is missing); once it has
@@ -76,7 +91,26 @@ export class RedisStore implements QueueStore {
       const reason = lastError?.message ?? (err as Error).message;
       throw new StoreError("UNAVAILABLE", `redis ${opts.url}: ${reason}`, { cause: lastError ?? err });
     }
-    return new RedisStore(redis, opts.prefix);
+    const store = new RedisStore(redis, opts.prefix, opts);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  /**
+   * Data written by an older queuehub (layout 1: no rooms, namespace-wide keys) is brought to
+   * layout 2 one namespace at a time; each step may run twice, or on two hubs at once. Stop the
+   * old hubs first: they do not know the new layout.
+   */
+  private async migrate() {
+    const namespaces = (await this.run("qhMigrate")) as string[];
+    if (namespaces.length === 0) return;
+    for (const ns of namespaces) await this.run("qhMigrateNs", ns);
+    await this.wrap(() => this.redis.set(`${this.prefix}version`, "2"));
   }
 
   async subscribe(ns: string, clientId: string, events: string[], group: string | null) {
@@ -84,9 +118,32 @@ export class RedisStore implements QueueStore {
     await this.run("qhSubscribe", ns, clientId, encodeGroup(group), ...events);
   }
 
+  /** Ends the subscriptions in one script, then drops their entries in steps (drop-event-0.lua). */
   async unsubscribe(ns: string, clientId: string, events: string[]) {
     if (events.length === 0) return this.check(0);
-    return (await this.run("qhUnsubscribe", ns, clientId, ...events)) as number;
+    const [upTo, ...drops] = (await this.run("qhUnsubscribe", ns, clientId, ...events)) as [
+      number,
+      ...string[],
+    ];
+    let dropped = 0;
+    for (let i = 0; i + 1 < drops.length; i += 2) {
+      let after = "-inf";
+      do {
+        const step = (await this.run(
+          "qhDropEvent",
+          ns,
+          drops[i] as string,
+          drops[i + 1] as string,
+          after,
+          upTo,
+          this.stepEntries,
+        )) as [number, string];
+        this.steps++;
+        dropped += step[0];
+        after = step[1];
+      } while (after !== "");
+    }
+    return dropped;
   }
 
   async consumerQueues(ns: string, clientId: string) {
@@ -103,23 +160,30 @@ export class RedisStore implements QueueStore {
     }
     const args: ScriptArg[] = [
       req.ns,
-      req.key ?? "",
+      req.key?.scope ?? "",
+      req.key?.key ?? "",
       req.now,
       req.dedupWindowMs,
       req.maxQueueLength,
       req.overflow,
       req.messages.length,
       JSON.stringify(messageIds),
+      this.stepEntries,
     ];
     for (const m of req.messages) {
+      // `to` wins over `room`: such a message is no room message.
+      const room = m.to === undefined ? (m.room ?? "") : "";
+      const payload = m.payloadJson ?? JSON.stringify(m.payload ?? null);
       args.push(
         m.messageId,
         m.event,
-        `[${m.publishedAt},${JSON.stringify(m.from)},${m.payloadJson ?? JSON.stringify(m.payload ?? null)}]`,
+        `[${m.publishedAt},${JSON.stringify(m.from)},${payload}${room === "" ? "" : `,${JSON.stringify(room)}`}]`,
         m.expiresAt ?? "",
         m.from === null ? 0 : 1,
         m.from ?? "",
         m.echo ? 1 : 0,
+        room,
+        m.route ?? "",
         m.to ? m.to.length : -1,
       );
       if (m.to) args.push(...m.to);
@@ -129,7 +193,26 @@ export class RedisStore implements QueueStore {
       return { duplicate: true, messageIds: JSON.parse(reply[1] as string), queues: [], dropped: 0 };
     }
     if (reply[0] === 2) throw new StoreError("QUEUE_FULL", reply[1] as string);
-    return { duplicate: false, messageIds, queues: reply.slice(2) as string[], dropped: reply[1] as number };
+    const count = reply[2] as number;
+    const queues = reply.slice(3, 3 + count) as string[];
+    let dropped = reply[1] as number;
+    // Drop-oldest far over the limit: the rest in steps, each its own script.
+    for (const queue of reply.slice(3 + count) as string[]) {
+      for (;;) {
+        const [n, over] = (await this.run(
+          "qhTrim",
+          req.ns,
+          queue,
+          req.maxQueueLength,
+          req.now,
+          this.stepEntries,
+        )) as [number, number];
+        this.steps++;
+        dropped += n;
+        if (over === 0) break;
+      }
+    }
+    return { duplicate: false, messageIds, queues, dropped };
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -178,9 +261,10 @@ export class RedisStore implements QueueStore {
     }
   }
 
-  async listDead(ns: string, limit: number) {
-    const reply = (await this.run("qhListDead", ns, Math.floor(limit))) as string[];
-    const out: DeadLetter[] = [];
+  async listDead(ns: string, page: PageRequest): Promise<Page<DeadLetter>> {
+    const after = page.after ? decodeCursor(page.after, isScoreBound) : "-inf";
+    const [next, ...reply] = (await this.run("qhListDead", ns, after, pageLimit(page))) as string[];
+    const items: DeadLetter[] = [];
     for (let i = 0; i < reply.length; i += 5) {
       const [queue, id, event, body, meta] = reply.slice(i, i + 5) as [
         string,
@@ -190,7 +274,7 @@ export class RedisStore implements QueueStore {
         string,
       ];
       const [reason, deadAt, deliveries] = meta.split(",") as [DeadLetter["reason"], string, string];
-      out.push({
+      items.push({
         ...toMessage(id, event, Number(deliveries), body),
         ns,
         queue,
@@ -198,7 +282,7 @@ export class RedisStore implements QueueStore {
         deadAt: Number(deadAt),
       });
     }
-    return out;
+    return { items, next: next ? encodeCursor(next) : null };
   }
 
   async requeueDead(ns: string, messageIds: string[]) {
@@ -211,32 +295,115 @@ export class RedisStore implements QueueStore {
     return (await this.run("qhDropDead", ns, ...messageIds)) as number;
   }
 
-  async stats(ns?: string) {
-    const reply = (await this.run("qhStats", Date.now(), ns ?? "")) as ScriptReply[];
-    const out: QueueStats[] = [];
+  async joinRoom(ns: string, room: string, clientId: string) {
+    return (await this.run("qhJoinRoom", ns, room, clientId)) === 1;
+  }
+
+  async leaveRoom(ns: string, room: string, clientId: string) {
+    return (await this.run("qhLeaveRoom", ns, room, clientId)) === 1;
+  }
+
+  async isMember(ns: string, room: string, clientId: string) {
+    return (await this.wrap(() => this.redis.zscore(`${this.prefix}rm:${ns}|${room}`, clientId))) !== null;
+  }
+
+  async clientRooms(ns: string, clientId: string) {
+    return (await this.wrap(() => this.redis.smembers(`${this.prefix}cr:${ns}|${clientId}`))).sort();
+  }
+
+  async roomMembers(ns: string, room: string, page: PageRequest): Promise<Page<string>> {
+    const after = page.after ? decodeCursor(page.after, isString) : undefined;
+    const limit = pageLimit(page);
+    const members = await this.wrap(() =>
+      this.redis.zrangebylex(
+        `${this.prefix}rm:${ns}|${room}`,
+        after === undefined ? "-" : `(${after}`,
+        "+",
+        "LIMIT",
+        0,
+        limit + 1,
+      ),
+    );
+    if (members.length <= limit) return { items: members, next: null };
+    const items = members.slice(0, limit);
+    return { items, next: encodeCursor(items.at(-1)) };
+  }
+
+  async namespaces(page: PageRequest): Promise<Page<NamespaceSummary>> {
+    const after = page.after ? decodeCursor(page.after, isString) : "";
+    const [more, ...reply] = (await this.run("qhNamespaces", after, pageLimit(page))) as ScriptReply[];
+    const rows: NamespaceSummary[] = [];
+    for (let i = 0; i < reply.length; i += 6) {
+      const [ns, queues, pending, subscriptions, rooms, deadLetters] = reply.slice(i, i + 6) as [
+        string,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      rows.push({ ns, queues, pending, subscriptions, rooms, deadLetters });
+    }
+    const last = rows.at(-1);
+    return {
+      // A namespace whose counts all came back to zero stays in the list, unlisted here.
+      items: rows.filter((r) => r.queues || r.pending || r.subscriptions || r.rooms || r.deadLetters),
+      next: more === 1 && last ? encodeCursor(last.ns) : null,
+    };
+  }
+
+  async stats(page: PageRequest, ns?: string): Promise<Page<QueueStats>> {
+    const [afterNs, afterQueue] = page.after ? decodeCursor(page.after, isPair) : ["", ""];
+    const [nextNs, nextQueue, ...reply] = (await this.run(
+      "qhStats",
+      Date.now(),
+      ns ?? "",
+      afterNs,
+      afterQueue,
+      pageLimit(page),
+    )) as ScriptReply[];
+    const items: QueueStats[] = [];
     for (let i = 0; i < reply.length; i += 4) {
-      out.push({
+      items.push({
         ns: reply[i] as string,
         queue: reply[i + 1] as string,
         pending: reply[i + 2] as number,
         inFlight: reply[i + 3] as number,
       });
     }
-    return out;
+    return { items, next: nextNs ? encodeCursor([nextNs, nextQueue]) : null };
   }
 
-  async subscriptions(ns?: string) {
-    const reply = (await this.run("qhSubscriptions", ns ?? "")) as string[];
-    const out: Subscription[] = [];
+  async subscriptions(page: PageRequest, ns?: string): Promise<Page<Subscription>> {
+    const [afterNs, afterMember] = page.after ? decodeCursor(page.after, isPair) : ["", ""];
+    const [nextNs, nextMember, ...reply] = (await this.run(
+      "qhSubscriptions",
+      ns ?? "",
+      afterNs,
+      afterMember,
+      pageLimit(page),
+    )) as string[];
+    const items: Subscription[] = [];
     for (let i = 0; i < reply.length; i += 4) {
-      out.push({
+      items.push({
         ns: reply[i] as string,
         event: reply[i + 1] as string,
         clientId: reply[i + 2] as string,
         group: decodeGroup(reply[i + 3] as string),
       });
     }
-    return out;
+    return { items, next: nextNs ? encodeCursor([nextNs, nextMember]) : null };
+  }
+
+  async rooms(ns: string, page: PageRequest): Promise<Page<RoomSummary>> {
+    const after = page.after ? decodeCursor(page.after, isString) : "";
+    const [more, ...reply] = (await this.run("qhRooms", ns, after, pageLimit(page))) as ScriptReply[];
+    const items: RoomSummary[] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      items.push({ ns, room: reply[i] as string, members: reply[i + 1] as number });
+    }
+    const last = items.at(-1);
+    return { items, next: more === 1 && last ? encodeCursor(last.room) : null };
   }
 
   async healthy() {
@@ -281,6 +448,14 @@ export class RedisStore implements QueueStore {
 }
 
 function toMessage(messageId: string, event: string, deliveries: number, body: string): Message {
-  const [publishedAt, from, payload] = JSON.parse(body) as [number, string | null, unknown];
-  return { messageId, event, payload, publishedAt, from, deliveries };
+  const [publishedAt, from, payload, room] = JSON.parse(body) as [number, string | null, unknown, string?];
+  const message: Message = { messageId, event, payload, publishedAt, from, deliveries };
+  if (room !== undefined) message.room = room;
+  return message;
 }
+
+const isString = (v: unknown): v is string => typeof v === "string";
+const isPair = (v: unknown): v is [string, string] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "string");
+/** A cursor of dead letters: an exclusive score bound, "(123". */
+const isScoreBound = (v: unknown): v is string => typeof v === "string" && /^\(\d+$/.test(v);

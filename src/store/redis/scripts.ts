@@ -8,17 +8,25 @@ import type { ClientContext, Redis, Result } from "ioredis";
 const FILES = {
   qhSubscribe: "subscribe-0.lua",
   qhUnsubscribe: "unsubscribe-0.lua",
+  qhDropEvent: "drop-event-0.lua",
   qhEnqueue: "enqueue-0.lua",
+  qhTrim: "trim-0.lua",
   qhClaim: "claim-0.lua",
   qhRelease: "release-0.lua",
   qhAck: "ack-0.lua",
   qhPending: "pending-0.lua",
   qhSweep: "sweep-0.lua",
+  qhJoinRoom: "join-room-0.lua",
+  qhLeaveRoom: "leave-room-0.lua",
+  qhNamespaces: "namespaces-0.lua",
+  qhStats: "stats-0.lua",
+  qhSubscriptions: "subscriptions-0.lua",
+  qhRooms: "rooms-0.lua",
   qhListDead: "list-dead-0.lua",
   qhRequeueDead: "requeue-dead-0.lua",
   qhDropDead: "drop-dead-0.lua",
-  qhStats: "stats-0.lua",
-  qhSubscriptions: "subscriptions-0.lua",
+  qhMigrate: "migrate-0.lua",
+  qhMigrateNs: "migrate-ns-0.lua",
 } as const;
 
 export type ScriptName = keyof typeof FILES;

@@ -13,8 +13,12 @@ import { closedError, sqliteCode, unavailable } from "./errors.js";
 export interface BatchHooks {
   /** After a write ran, before its savepoint is released: store what it changed. */
   afterWrite(): void;
-  /** After a rollback (of one write or of the batch): forget what memory may hold of it. */
-  afterRollback(): void;
+  /** After its savepoint is released: the write is part of the batch. */
+  writeKept(): void;
+  /** After a rollback of one write (`batch` false) or of the whole batch: forget what memory holds of it. */
+  afterRollback(batch: boolean): void;
+  /** Just before COMMIT: store what the batch's writes added up to. */
+  beforeCommit(): void;
   /** After each commit. */
   afterCommit(): void;
 }
@@ -151,10 +155,11 @@ export class GroupCommit {
           const value = op.run();
           this.hooks.afterWrite();
           this.t.release.run();
+          this.hooks.writeKept();
           outcomes.push({ ok: true, value });
         } catch (err) {
           // SQLite may have rolled back the whole transaction (SQLITE_FULL, IOERR, ...).
-          this.hooks.afterRollback();
+          this.hooks.afterRollback(false);
           if (!this.db.inTransaction) throw err;
           this.t.rollbackTo.run();
           this.t.release.run();
@@ -162,6 +167,7 @@ export class GroupCommit {
           outcomes.push({ ok: false, error: this.opError(err) });
         }
       }
+      this.hooks.beforeCommit();
       this.t.commit.run();
       this.commitCount++;
       this.hooks.afterCommit();
@@ -174,7 +180,7 @@ export class GroupCommit {
           // nothing more to undo
         }
       }
-      this.hooks.afterRollback();
+      this.hooks.afterRollback(true);
     }
     if (failure !== undefined) {
       this.failingFlag = true;

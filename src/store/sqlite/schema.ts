@@ -4,9 +4,9 @@ import { SetupError } from "./errors.js";
 import { encodeMembers, soonest, storedText } from "./segments.js";
 import { SQL } from "./statements.js";
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
-/** The tables of the log-structured layout (version 3). */
+/** The tables of the log-structured layout (version 3; version 4 adds `ns` and `room` to dead letters). */
 const LOG_TABLES = `
 CREATE TABLE chunks (id INTEGER PRIMARY KEY, data TEXT NOT NULL, refs INTEGER NOT NULL);
 CREATE TABLE segments (
@@ -39,7 +39,8 @@ CREATE TABLE dead (
 CREATE INDEX dead_message_id ON dead (message_id);
 `;
 
-const SCHEMA = `
+/** Version 3's schema: a new file gets it, then the same upgrade to version 4 an old file gets. */
+const SCHEMA_V3 = `
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE queues (
   id INTEGER PRIMARY KEY,
@@ -67,6 +68,62 @@ CREATE TABLE dedup (
 CREATE INDEX dedup_expiry ON dedup (expires_at);
 ${LOG_TABLES}`;
 
+/**
+ * Version 3 → 4: subscriptions and dead letters get their namespace (views page on it), dead
+ * letters their room; rooms and their members; idempotency keys per publisher (the old
+ * namespace-wide keys move to `dedup_v3` and are honoured until their window ends; the table is
+ * dropped when empty); counts per namespace, counted once here and kept by every write after.
+ */
+const UPGRADE_TO_4 = `
+ALTER TABLE subs ADD COLUMN ns TEXT NOT NULL DEFAULT '';
+UPDATE subs SET ns = (SELECT ev.ns FROM events ev WHERE ev.id = subs.event_id);
+CREATE INDEX subs_ns ON subs (ns, id);
+ALTER TABLE dead ADD COLUMN ns TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead ADD COLUMN room TEXT;
+UPDATE dead SET ns = (SELECT q.ns FROM queues q WHERE q.id = dead.queue_id);
+CREATE INDEX dead_ns ON dead (ns, id);
+DROP INDEX IF EXISTS dedup_expiry;
+ALTER TABLE dedup RENAME TO dedup_v3;
+CREATE INDEX dedup_v3_expiry ON dedup_v3 (expires_at);
+CREATE TABLE dedup (
+  ns TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  ids TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (ns, scope, key)
+) WITHOUT ROWID;
+CREATE INDEX dedup_expiry ON dedup (expires_at);
+CREATE TABLE rooms (
+  id INTEGER PRIMARY KEY,
+  ns TEXT NOT NULL,
+  name TEXT NOT NULL,
+  members INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (ns, name)
+);
+CREATE TABLE room_members (
+  room_id INTEGER NOT NULL,
+  client_id TEXT NOT NULL,
+  PRIMARY KEY (room_id, client_id)
+) WITHOUT ROWID;
+CREATE INDEX room_members_client ON room_members (client_id, room_id);
+CREATE TABLE namespaces (
+  ns TEXT PRIMARY KEY,
+  queues INTEGER NOT NULL DEFAULT 0,
+  pending INTEGER NOT NULL DEFAULT 0,
+  subscriptions INTEGER NOT NULL DEFAULT 0,
+  rooms INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO namespaces (ns, queues, pending, subscriptions, rooms, dead)
+SELECT ns, sum(queues), sum(pending), sum(subscriptions), 0, sum(dead) FROM (
+  SELECT ns, count(*) AS queues, sum(size) AS pending, 0 AS subscriptions, 0 AS dead
+    FROM queues WHERE size > 0 GROUP BY ns
+  UNION ALL SELECT ns, 0, 0, count(*), 0 FROM subs GROUP BY ns
+  UNION ALL SELECT ns, 0, 0, 0, count(*) FROM dead GROUP BY ns
+) GROUP BY ns;
+`;
+
 /** A dead letter's message as its row holds it. */
 export interface DeadSource {
   messageId: string;
@@ -88,8 +145,8 @@ export function ensureSchema(db: Database.Database) {
       );
     }
     db.transaction(() => {
-      db.exec(SCHEMA);
-      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      db.exec(SCHEMA_V3);
+      upgradeTo4(db);
     }).immediate();
   } else if (version > SCHEMA_VERSION) {
     throw new SetupError(
@@ -103,6 +160,9 @@ export function ensureSchema(db: Database.Database) {
     );
   } else if (version === 2) {
     migrateFrom2(db);
+    migrateFrom3(db);
+  } else if (version === 3) {
+    migrateFrom3(db);
   } else if (version !== SCHEMA_VERSION) {
     throw new SetupError(`unknown schema version ${version}; restore a backup or move the file aside`);
   }
@@ -193,6 +253,17 @@ function migrateFrom2(db: Database.Database) {
       SELECT d.queue_id, b.message_id, b.event, b.payload, b.published_at, b.sender, d.deliveries, d.reason, d.dead_at
       FROM dead_v2 d JOIN bodies b ON b.id = d.body ORDER BY d.id`);
     db.exec("DROP TABLE dead_v2; DROP TABLE entries; DROP TABLE bodies;");
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.pragma("user_version = 3");
   }).immediate();
+}
+
+/** Version 3 → 4 (see UPGRADE_TO_4), in one transaction: a failure leaves the file as it was. */
+function migrateFrom3(db: Database.Database) {
+  db.transaction(() => upgradeTo4(db)).immediate();
+}
+
+function upgradeTo4(db: Database.Database) {
+  db.exec(UPGRADE_TO_4);
+  if (db.prepare("SELECT 1 FROM dedup_v3 LIMIT 1").get() === undefined) db.exec("DROP TABLE dedup_v3");
+  db.pragma("user_version = 4");
 }

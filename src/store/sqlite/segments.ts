@@ -2,10 +2,11 @@
 // the running operation (written before its savepoint is released), ack hints, and the
 // encodings a chunk and a segment's members have in the file.
 import type { NewMessage } from "../store.js";
+import type { NamespaceCounts } from "./namespace-counts.js";
 import type { Statements } from "./statements.js";
 
-/** A message as a chunk holds it: [messageId, event, payload, publishedAt, from, expiresAt]. */
-export type Stored = [string, string, unknown, number, string | null, number | null];
+/** A message as a chunk holds it: [messageId, event, payload, publishedAt, from, expiresAt, room?]. */
+export type Stored = [string, string, unknown, number, string | null, number | null, string?];
 
 /** What is left of a chunk in one queue: the chunk index and each one's delivery state. */
 export interface Member {
@@ -29,7 +30,7 @@ export interface Segment {
 /** The fields of a message a chunk keeps; `payloadJson` saves serialising the payload again. */
 export type StoredSource = Pick<
   NewMessage,
-  "messageId" | "event" | "payload" | "publishedAt" | "from" | "expiresAt"
+  "messageId" | "event" | "payload" | "publishedAt" | "from" | "expiresAt" | "room"
 > & {
   payloadJson?: string;
 };
@@ -72,6 +73,9 @@ export class Segments {
   constructor(
     private readonly s: Statements,
     private readonly cacheLimit: number,
+    private readonly counts: NamespaceCounts,
+    /** The namespace of a queue (by queues.id). */
+    private readonly nsOf: (queueId: number) => string,
   ) {}
 
   /** Stores a chunk (its messages' JSON texts) and caches its parsed messages. Returns its id. */
@@ -182,11 +186,20 @@ export class Segments {
     this.trimCaches();
   }
 
-  /** Writes what the running operation changed: its segments, then one size UPDATE per queue. */
+  /**
+   * Writes what the running operation changed: its segments, then one size UPDATE per queue,
+   * counted in its namespace (entries, and queues that became empty or stopped being so).
+   */
   write() {
     this.writeSegments();
     if (this.sizeDelta.size === 0) return;
-    for (const [queueId, n] of this.sizeDelta) if (n !== 0) this.s.queueGrow.run(n, queueId);
+    for (const [queueId, n] of this.sizeDelta) {
+      if (n === 0) continue;
+      const size = this.s.queueGrow.get(n, queueId) as number;
+      const ns = this.nsOf(queueId);
+      this.counts.add(ns, "pending", n);
+      this.counts.add(ns, "queues", (size > 0 ? 1 : 0) - (size - n > 0 ? 1 : 0));
+    }
     this.sizeDelta.clear();
   }
 
@@ -296,11 +309,12 @@ export function soonest(times: (number | null)[]): number | null {
 /** The JSON text of one message in a chunk (see Stored). */
 export function storedText(m: StoredSource): string {
   const payload = m.payloadJson ?? JSON.stringify(m.payload === undefined ? null : m.payload);
-  return `[${JSON.stringify(m.messageId)},${JSON.stringify(m.event)},${payload},${m.publishedAt},${JSON.stringify(m.from ?? null)},${m.expiresAt ?? null}]`;
+  const room = m.room === undefined ? "" : `,${JSON.stringify(m.room)}`;
+  return `[${JSON.stringify(m.messageId)},${JSON.stringify(m.event)},${payload},${m.publishedAt},${JSON.stringify(m.from ?? null)},${m.expiresAt ?? null}${room}]`;
 }
 
 export function toStored(m: StoredSource): Stored {
-  return [
+  const stored: Stored = [
     m.messageId,
     m.event,
     m.payload === undefined ? null : m.payload,
@@ -308,6 +322,8 @@ export function toStored(m: StoredSource): Stored {
     m.from ?? null,
     m.expiresAt ?? null,
   ];
+  if (m.room !== undefined) stored.push(m.room);
+  return stored;
 }
 
 function freshMembers(n: number): Member[] {

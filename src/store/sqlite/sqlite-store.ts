@@ -4,12 +4,12 @@
 // or throws an Error naming the file and saying what to do (corrupt file, unwritable path,
 // file from a newer build). It never starts empty over a file it cannot read.
 //
-// Layout (PRAGMA user_version 3, see schema.ts): log-structured, a row per published BATCH, not per message.
+// Layout (PRAGMA user_version 4, see schema.ts): log-structured, a row per published BATCH, not per message.
 // One row per message costs a B-tree insert, a lease update and a delete per message (plus
 // their indexes): ~13 µs a message (publish, claim and ack) in a micro-benchmark here, more than all
 // of Socket.IO's work. With a row per batch the store's whole share is ~4 µs.
 // - `chunks`: the messages of one publish that go to the same set of queues, as one JSON array
-//   of [messageId, event, payload, publishedAt, from, expiresAt]; `refs` counts the segments
+//   of [messageId, event, payload, publishedAt, from, expiresAt, room?]; `refs` counts the segments
 //   pointing at it (a 100-way fan-out stores the payload once).
 // - `segments`: one per (queue, chunk), in queue order (AUTOINCREMENT id: FIFO is store order,
 //   ids are never reused). `members` holds what is left of the chunk for that queue with each
@@ -20,7 +20,11 @@
 //   are time-ordered: UUIDv7).
 // - `dead`: dead letters, one row each with the message inline.
 // - `queues` (id, ns, name, size), `events` + `subs` (subscriptions, in the order they were
-//   made), `dedup` (idempotency keys), `meta`.
+//   made), `rooms` + `room_members`, `dedup` (idempotency keys per publisher), `namespaces`
+//   (counts per namespace, kept by every write: see namespace-counts.ts), `meta`.
+// Views read one index range per page after an opaque cursor. Long work over one queue
+// (unsubscribe, a count by event, drop-oldest far over the limit) runs in steps of at most
+// `stepSegments` segments, each its own short write or read, the event loop free in between.
 // Segments are read and changed in memory (segments.ts: a bounded cache of parsed chunks and
 // segments); each operation writes the segments it changed before its savepoint is released, and
 // a rollback empties the caches, so memory never holds what the file does not. Every write is
@@ -31,25 +35,35 @@
 // the message id and, in a group queue, the lease owner.
 import type Database from "better-sqlite3";
 import type { SyncLevel } from "../../config.js";
+import type { Message } from "../../protocol.js";
 import {
   type ClaimRequest,
   type ClaimResult,
   clientQueue,
   type DeadLetter,
+  decodeCursor,
   type EnqueueRequest,
   type EnqueueResult,
+  encodeCursor,
   groupQueue,
   isGroupQueue,
+  type NamespaceSummary,
   type NewMessage,
   nsKey,
+  PAGE_SCAN_MAX,
+  type Page,
+  type PageRequest,
+  pageLimit,
   type QueueName,
   type QueueStats,
   type QueueStore,
+  type RoomSummary,
   StoreError,
   type Subscription,
 } from "../store.js";
 import { closedError } from "./errors.js";
 import { GroupCommit } from "./group-commit.js";
+import { NamespaceCounts } from "./namespace-counts.js";
 import { openDatabase } from "./open.js";
 import type { DeadSource } from "./schema.js";
 import {
@@ -74,6 +88,8 @@ export interface SqliteStoreOptions {
   maxBatch?: number;
   /** Parsed messages kept in memory between operations. @default 50_000 */
   cacheMessages?: number;
+  /** Segments one step of a long operation (unsubscribe, count, drop-oldest) reads at most. @default 500 */
+  stepSegments?: number;
 }
 
 /** Expired or dead-lettered entries one claim removes at most, so that no operation runs long. */
@@ -82,15 +98,33 @@ const CLAIM_REMOVALS_MAX = 2_000;
 const CHUNK_MAX = 128;
 
 interface DeadRow {
+  id: number;
   messageId: string;
   event: string;
   payload: string | null;
   publishedAt: number;
   sender: string | null;
   deliveries: number;
-  queue: QueueName;
+  queueId: number;
   reason: DeadLetter["reason"];
   deadAt: number;
+  room: string | null;
+}
+
+type Subscriber = { clientId: string; grp: string | null };
+
+const isId = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
+const isName = (v: unknown): v is string => typeof v === "string";
+const isPair = (v: unknown): v is [string, string] =>
+  Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "string");
+const isNamedId = (v: unknown): v is [string, number] =>
+  Array.isArray(v) && v.length === 2 && isName(v[0]) && isId(v[1]);
+
+/** Namespace-wide idempotency keys of version 3, honoured until their window ends (see schema.ts). */
+interface LegacyKeys {
+  get: Database.Statement<unknown[], unknown>;
+  sweep: Database.Statement<unknown[], unknown>;
+  any: Database.Statement<unknown[], unknown>;
 }
 
 export class SqliteStore implements QueueStore {
@@ -106,6 +140,9 @@ export class SqliteStore implements QueueStore {
   private readonly s: Statements;
   private readonly batch: GroupCommit;
   private readonly segments: Segments;
+  private readonly counts: NamespaceCounts;
+  private readonly stepSegments: number;
+  private legacyKeys: LegacyKeys | undefined;
   /**
    * queues.id → claim cursor: every member of the queue's segments up to id `after` is leased
    * (or gone), and the first of those leases runs out at `until`. Claims start after it instead
@@ -113,8 +150,9 @@ export class SqliteStore implements QueueStore {
    * once `until` passes.
    */
   private readonly cursors = new Map<number, { after: number; until: number }>();
-  /** ns\0queue → queues.id. Rows are never deleted; cleared on every rollback. */
+  /** ns\0queue → queues.id, and back to the namespace. Cleared on every rollback (ids may be reused). */
   private readonly queueIds = new Map<string, number>();
+  private readonly queueNs = new Map<number, string>();
 
   private constructor(
     private readonly database: Database.Database,
@@ -122,12 +160,32 @@ export class SqliteStore implements QueueStore {
     opts: SqliteStoreOptions,
   ) {
     this.s = prepareStatements(database);
-    this.segments = new Segments(this.s, Math.max(0, opts.cacheMessages ?? CACHE_MESSAGES));
+    this.stepSegments = Math.max(1, opts.stepSegments ?? 500);
+    this.counts = new NamespaceCounts(this.s.nsCount);
+    this.segments = new Segments(
+      this.s,
+      Math.max(0, opts.cacheMessages ?? CACHE_MESSAGES),
+      this.counts,
+      (queueId) => this.nsOf(queueId),
+    );
     this.batch = new GroupCommit(database, file, opts, {
       afterWrite: () => this.segments.write(),
-      afterRollback: () => this.forget(),
+      writeKept: () => this.counts.keepWrite(),
+      afterRollback: (batch) => {
+        this.forget();
+        this.counts.forget(batch);
+      },
+      beforeCommit: () => this.counts.flush(),
       afterCommit: () => this.segments.trimCaches(),
     });
+    const legacy = database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup_v3'");
+    if (legacy.get() !== undefined) {
+      this.legacyKeys = {
+        get: database.prepare("SELECT ids, expires_at AS expiresAt FROM dedup_v3 WHERE ns = ? AND key = ?"),
+        sweep: database.prepare("DELETE FROM dedup_v3 WHERE expires_at <= ?"),
+        any: database.prepare("SELECT 1 FROM dedup_v3 LIMIT 1"),
+      };
+    }
   }
 
   /** The underlying connection: for tests and maintenance only. */
@@ -146,39 +204,68 @@ export class SqliteStore implements QueueStore {
     return this.batch.write(() => {
       for (const event of events) {
         const eventId = this.eventId(ns, event, true) as number;
-        this.s.subUpsert.run(eventId, clientId, group);
+        if (this.s.subGet.get(eventId, clientId) === undefined) this.counts.add(ns, "subscriptions", 1);
+        this.s.subUpsert.run(eventId, clientId, group, ns);
       }
     });
   }
 
-  unsubscribe(ns: string, clientId: string, events: string[]): Promise<number> {
-    return this.batch.write(() => {
-      let dropped = 0;
+  /** Ends the subscriptions in one write, then drops their entries in steps (see dropStepwise). */
+  async unsubscribe(ns: string, clientId: string, events: string[]): Promise<number> {
+    const drops = await this.batch.write(() => {
+      const out: { queueId: number; event: string; upTo: number }[] = [];
+      const drop = (queue: QueueName, event: string) => {
+        const queueId = this.queueId(ns, queue, false);
+        const upTo = queueId === undefined ? null : (this.s.segmentsLast.get(queueId) as number | null);
+        if (queueId !== undefined && upTo !== null) out.push({ queueId, event, upTo });
+      };
       for (const event of events) {
         const eventId = this.eventId(ns, event, false);
         if (eventId === undefined) continue;
         const sub = this.s.subGet.get(eventId, clientId) as { grp: string | null } | undefined;
         if (!sub) continue;
         this.s.subDel.run(eventId, clientId);
-        dropped += this.dropEvent(ns, clientQueue(clientId), event);
-        if (sub.grp !== null && !this.s.groupLeft.get(eventId, sub.grp)) {
-          dropped += this.dropEvent(ns, groupQueue(sub.grp), event);
-        }
+        this.counts.add(ns, "subscriptions", -1);
+        drop(clientQueue(clientId), event);
+        if (sub.grp !== null && !this.s.groupLeft.get(eventId, sub.grp)) drop(groupQueue(sub.grp), event);
       }
-      return dropped;
+      return out;
     });
+    let dropped = 0;
+    for (const { queueId, event, upTo } of drops) {
+      dropped += await this.dropStepwise(queueId, upTo, (segment) => {
+        let n = 0;
+        for (const member of [...segment.members]) {
+          if ((segment.messages[member.i] as Stored)[1] !== event) continue;
+          this.segments.removeMember(segment, member);
+          n++;
+        }
+        return n;
+      });
+    }
+    return dropped;
   }
 
   enqueue(req: EnqueueRequest): Promise<EnqueueResult> {
     if (this.batch.closed) return Promise.reject(closedError(this.file));
     // Serialised once per message here, outside the transaction, whatever the fan-out.
+    let messages: NewMessage[];
     let texts: string[];
     try {
-      texts = req.messages.map(storedText);
+      // `to` wins over `room`: such a message is no room message.
+      messages = req.messages.some((m) => m.to !== undefined && m.room !== undefined)
+        ? req.messages.map((m) =>
+            m.to !== undefined && m.room !== undefined ? { ...m, room: undefined } : m,
+          )
+        : req.messages;
+      texts = messages.map(storedText);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.batch.write(() => this.doEnqueue(req, texts));
+    const over: number[] = [];
+    const stored = this.batch.write(() => this.doEnqueue(req, messages, texts, over));
+    // Drop-oldest far over the limit (a lowered limit, a requeue): the rest in steps of its own.
+    return stored.then((result) => (over.length === 0 ? result : this.trim(req, result, over)));
   }
 
   claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -258,7 +345,7 @@ export class SqliteStore implements QueueStore {
           this.segments.keepBounded();
         }
         const done = ids.length < SWEEP_SEGMENTS;
-        if (done) this.s.sweepDedup.run(now);
+        if (done) this.sweepKeys(now);
         return { n, done };
       });
       removed += step.n;
@@ -274,6 +361,7 @@ export class SqliteStore implements QueueStore {
         id: number;
         queueId: number;
         queue: QueueName;
+        room: string | null;
       })[];
       for (const row of rows) {
         // Back at the tail in a segment of its own, deliveries reset and no TTL.
@@ -285,6 +373,7 @@ export class SqliteStore implements QueueStore {
           publishedAt: row.publishedAt,
           from: row.sender,
           expiresAt: null,
+          room: row.room ?? undefined,
         };
         const stored = [toStored(message)];
         this.segments.addSegment(
@@ -294,6 +383,7 @@ export class SqliteStore implements QueueStore {
         );
         this.segments.grow(row.queueId, 1);
         this.s.deadDel.run(row.id);
+        this.counts.add(ns, "dead", -1);
         queues.add(row.queue);
       }
       return [...queues];
@@ -303,7 +393,35 @@ export class SqliteStore implements QueueStore {
   dropDead(ns: string, messageIds: string[]): Promise<number> {
     return this.batch.write(() => {
       if (messageIds.length === 0) return 0;
-      return this.s.deadDrop.run(JSON.stringify(messageIds), ns).changes;
+      const dropped = this.s.deadDrop.run(JSON.stringify(messageIds), ns).changes;
+      this.counts.add(ns, "dead", -dropped);
+      return dropped;
+    });
+  }
+
+  joinRoom(ns: string, room: string, clientId: string): Promise<boolean> {
+    return this.batch.write(() => {
+      let roomId = this.s.roomGet.get(ns, room) as number | undefined;
+      if (roomId === undefined) {
+        roomId = Number(this.s.roomAdd.run(ns, room).lastInsertRowid);
+        this.counts.add(ns, "rooms", 1);
+      }
+      if (this.s.memberAdd.run(roomId, clientId).changes === 0) return false;
+      this.s.roomGrow.get(1, roomId);
+      return true;
+    });
+  }
+
+  leaveRoom(ns: string, room: string, clientId: string): Promise<boolean> {
+    return this.batch.write(() => {
+      const roomId = this.s.roomGet.get(ns, room) as number | undefined;
+      if (roomId === undefined || this.s.memberDel.run(roomId, clientId).changes === 0) return false;
+      // A room lives while it has members.
+      if ((this.s.roomGrow.get(-1, roomId) as number) <= 0) {
+        this.s.roomDel.run(roomId);
+        this.counts.add(ns, "rooms", -1);
+      }
+      return true;
     });
   }
 
@@ -313,72 +431,169 @@ export class SqliteStore implements QueueStore {
     return this.batch.read(() => this.consumerQueueNames(ns, clientId));
   }
 
-  pending(ns: string, clientId: string, now: number, event?: string): Promise<number> {
+  /** The queue sizes are kept, so only a count by event, or a group's leases, reads segments (in steps). */
+  async pending(ns: string, clientId: string, now: number, event?: string): Promise<number> {
+    const queues = await this.batch.read(() =>
+      this.consumerQueueNames(ns, clientId).flatMap((name) => {
+        const id = this.queueId(ns, name, false);
+        return id === undefined ? [] : [{ id, group: isGroupQueue(name) }];
+      }),
+    );
+    let count = 0;
+    for (const queue of queues) {
+      const othersLease = (member: Member) =>
+        queue.group && member.owner !== null && member.owner !== clientId && member.until > now;
+      if (event === undefined) {
+        count += await this.batch.read(() => this.s.queueSize.get(queue.id) as number);
+        if (queue.group) count -= await this.countStepwise(queue.id, true, othersLease);
+      } else {
+        count += await this.countStepwise(
+          queue.id,
+          false,
+          (member, m) => m[1] === event && !othersLease(member),
+        );
+      }
+    }
+    return count;
+  }
+
+  isMember(ns: string, room: string, clientId: string): Promise<boolean> {
     return this.batch.read(() => {
-      let count = 0;
-      for (const name of this.consumerQueueNames(ns, clientId)) {
-        const queueId = this.queueId(ns, name, false);
-        if (queueId === undefined) continue;
-        const othersLease = (member: Member) =>
-          member.owner !== null && member.owner !== clientId && member.until > now;
-        if (event === undefined) {
-          count += this.s.queueSize.get(queueId) as number;
-          if (isGroupQueue(name)) count -= this.segments.countMembers(queueId, true, othersLease);
-        } else {
-          count += this.segments.countMembers(
-            queueId,
-            false,
-            (member, m) => m[1] === event && !(isGroupQueue(name) && othersLease(member)),
-          );
+      const roomId = this.s.roomGet.get(ns, room) as number | undefined;
+      return roomId !== undefined && this.s.memberGet.get(roomId, clientId) !== undefined;
+    });
+  }
+
+  clientRooms(ns: string, clientId: string): Promise<string[]> {
+    return this.batch.read(() => this.s.clientRooms.all(clientId, ns) as string[]);
+  }
+
+  roomMembers(ns: string, room: string, page: PageRequest): Promise<Page<string>> {
+    return this.batch.read(() => {
+      const after = page.after ? decodeCursor(page.after, isName) : "";
+      const roomId = this.s.roomGet.get(ns, room) as number | undefined;
+      if (roomId === undefined) return { items: [], next: null };
+      const limit = pageLimit(page);
+      return paged(this.s.membersPage.all(roomId, after, limit + 1) as string[], limit, (m) => m);
+    });
+  }
+
+  namespaces(page: PageRequest): Promise<Page<NamespaceSummary>> {
+    return this.batch.read(() => {
+      const after = page.after ? decodeCursor(page.after, isName) : "";
+      const limit = pageLimit(page);
+      const rows = this.s.namespacesPage.all(after, limit + 1) as NamespaceSummary[];
+      const { items, next } = paged(rows, limit, (r) => r.ns);
+      // A namespace whose counts all came back to zero is kept as a row, not listed.
+      return {
+        items: items.filter((r) => r.queues || r.pending || r.subscriptions || r.rooms || r.deadLetters),
+        next,
+      };
+    });
+  }
+
+  /**
+   * By namespace, then queue name. Empty queues are skipped: a page looks at most at
+   * PAGE_SCAN_MAX rows, and may come back short.
+   */
+  stats(page: PageRequest, ns?: string): Promise<Page<QueueStats>> {
+    return this.batch.read(() => {
+      const limit = pageLimit(page);
+      const [fromNs, fromName] = page.after ? decodeCursor(page.after, isPair) : [ns ?? "", ""];
+      const found: (QueueStats & { id: number })[] = [];
+      let looked = 0;
+      let last: [string, string] | undefined;
+      let next: [string, string] | undefined;
+      for (const name of this.namespacesFrom(ns, fromNs)) {
+        const rows = this.s.queuesPageNs.iterate(name, name === fromNs ? fromName : "");
+        for (const row of rows as Iterable<QueueStats & { id: number }>) {
+          if (found.length === limit || looked === PAGE_SCAN_MAX) {
+            next = last;
+            break;
+          }
+          looked++;
+          last = [name, row.queue];
+          if (row.pending > 0) found.push(row);
+        }
+        if (next) break;
+      }
+      const now = Date.now();
+      const items = found.map(({ id, ...stats }) => ({
+        ...stats,
+        inFlight: this.segments.countMembers(id, true, (m) => m.owner !== null && m.until > now),
+      }));
+      return { items, next: next ? encodeCursor(next) : null };
+    });
+  }
+
+  /** By namespace, then in the order they were made. */
+  subscriptions(page: PageRequest, ns?: string): Promise<Page<Subscription>> {
+    return this.batch.read(() => {
+      const limit = pageLimit(page);
+      const [fromNs, fromId] = page.after ? decodeCursor(page.after, isNamedId) : [ns ?? "", 0];
+      const rows: { id: number; ns: string; clientId: string; eventId: number; group: string | null }[] = [];
+      let more = false;
+      for (const name of this.namespacesFrom(ns, fromNs)) {
+        const after = name === fromNs ? fromId : 0;
+        rows.push(...(this.s.subsPageNs.all(name, after, limit - rows.length + 1) as typeof rows));
+        if (rows.length > limit) {
+          more = true;
+          break;
         }
       }
-      return count;
+      const items = rows.slice(0, limit);
+      const last = items.at(-1);
+      return {
+        items: items.map((r) => ({
+          ns: r.ns,
+          clientId: r.clientId,
+          event: this.s.eventName.get(r.eventId) as string,
+          group: r.group,
+        })),
+        next: more && last ? encodeCursor([last.ns, last.id]) : null,
+      };
     });
   }
 
-  listDead(ns: string, limit: number): Promise<DeadLetter[]> {
-    return this.batch.read(() =>
-      (this.s.listDead.all(ns, Math.max(0, limit)) as DeadRow[]).map(
-        (r): DeadLetter => ({
-          messageId: r.messageId,
-          event: r.event,
-          payload: parsePayload(r.payload),
-          publishedAt: r.publishedAt,
-          from: r.sender,
-          deliveries: r.deliveries,
-          ns,
-          queue: r.queue,
-          reason: r.reason,
-          deadAt: r.deadAt,
-        }),
-      ),
-    );
-  }
-
-  stats(ns?: string): Promise<QueueStats[]> {
+  rooms(ns: string, page: PageRequest): Promise<Page<RoomSummary>> {
     return this.batch.read(() => {
-      const now = Date.now();
-      const rows = (
-        ns === undefined ? this.s.queuesLive.all() : this.s.queuesLiveNs.all(ns)
-      ) as (QueueStats & {
-        id: number;
-      })[];
-      return rows.map(({ id, ...stats }) => ({
-        ...stats,
-        inFlight: this.segments.countMembers(
-          id,
-          true,
-          (member) => member.owner !== null && member.until > now,
-        ),
-      }));
+      const after = page.after ? decodeCursor(page.after, isName) : "";
+      const limit = pageLimit(page);
+      const rows = this.s.roomsPage.all(ns, after, limit + 1) as { room: string; members: number }[];
+      const { items, next } = paged(rows, limit, (r) => r.room);
+      return { items: items.map((r) => ({ ns, ...r })), next };
     });
   }
 
-  subscriptions(ns?: string): Promise<Subscription[]> {
-    return this.batch.read(
-      () =>
-        (ns === undefined ? this.s.subscriptions.all() : this.s.subscriptionsNs.all(ns)) as Subscription[],
-    );
+  listDead(ns: string, page: PageRequest): Promise<Page<DeadLetter>> {
+    return this.batch.read(() => {
+      const after = page.after ? decodeCursor(page.after, isId) : 0;
+      const limit = pageLimit(page);
+      const { items, next } = paged(
+        this.s.deadPage.all(ns, after, limit + 1) as DeadRow[],
+        limit,
+        (r) => r.id,
+      );
+      return {
+        items: items.map((r) => {
+          const letter: DeadLetter = {
+            messageId: r.messageId,
+            event: r.event,
+            payload: parsePayload(r.payload),
+            publishedAt: r.publishedAt,
+            from: r.sender,
+            deliveries: r.deliveries,
+            ns,
+            queue: this.s.queueName.get(r.queueId) as QueueName,
+            reason: r.reason,
+            deadAt: r.deadAt,
+          };
+          if (r.room !== null) letter.room = r.room;
+          return letter;
+        }),
+        next,
+      };
+    });
   }
 
   /** Writes a probe row through the batch: true when it commits and no write is failing. */
@@ -399,21 +614,106 @@ export class SqliteStore implements QueueStore {
     this.database.close();
   }
 
+  /** One namespace, or every namespace from `from` on (a view over all of them reads each in turn). */
+  private namespacesFrom(ns: string | undefined, from: string): string[] {
+    return ns !== undefined ? [ns] : (this.s.namespacesFrom.all(from) as string[]);
+  }
+
+  // ---- long operations, in steps -------------------------------------------------------------
+
+  /**
+   * Runs `change` over a queue's segments up to `upTo` (the last one when the operation began:
+   * later entries are not its business), `stepSegments` per write. Returns the sum of its results.
+   */
+  private async dropStepwise(queueId: number, upTo: number, change: (segment: Segment) => number) {
+    let total = 0;
+    let after = 0;
+    for (;;) {
+      const step = await this.batch.write(() => {
+        const ids = this.s.segmentsStep.all(queueId, after, upTo, this.stepSegments) as number[];
+        let n = 0;
+        for (const id of ids) {
+          const segment = this.segments.segment(id);
+          if (segment) n += change(segment);
+          this.segments.keepBounded();
+        }
+        return { n, last: ids.at(-1), done: ids.length < this.stepSegments };
+      });
+      total += step.n;
+      if (step.done || step.last === undefined) return total;
+      after = step.last;
+    }
+  }
+
+  /** Counts members of a queue (all, or those with leases) that pass a test, `stepSegments` per read. */
+  private async countStepwise(
+    queueId: number,
+    leasedOnly: boolean,
+    test: (member: Member, m: Stored) => boolean,
+  ): Promise<number> {
+    const upTo = await this.batch.read(() => (this.s.segmentsLast.get(queueId) as number | null) ?? 0);
+    let total = 0;
+    let after = 0;
+    for (;;) {
+      const step = await this.batch.read(() => {
+        const ids = (leasedOnly ? this.s.segmentsLeasedStep : this.s.segmentsStep).all(
+          queueId,
+          after,
+          upTo,
+          this.stepSegments,
+        ) as number[];
+        let n = 0;
+        for (const id of ids) {
+          const segment = this.segments.peek(id);
+          if (!segment) continue;
+          for (const member of segment.members) if (test(member, segment.messages[member.i] as Stored)) n++;
+        }
+        return { n, last: ids.at(-1), done: ids.length < this.stepSegments };
+      });
+      total += step.n;
+      if (step.done || step.last === undefined) return total;
+      after = step.last;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** After an enqueue left queues over the limit: drop-oldest, one write per step, until within it. */
+  private async trim(req: EnqueueRequest, result: EnqueueResult, over: number[]): Promise<EnqueueResult> {
+    let dropped = result.dropped;
+    for (const queueId of over) {
+      for (;;) {
+        const step = await this.batch.write(() => this.dropOldest(queueId, req.maxQueueLength, req.now));
+        dropped += step.dropped;
+        if (step.done) break;
+      }
+    }
+    return { ...result, dropped };
+  }
+
   // ---- operations, run inside the batch transaction --------------------------------------------
 
-  private doEnqueue(req: EnqueueRequest, texts: string[]): EnqueueResult {
+  private doEnqueue(
+    req: EnqueueRequest,
+    messages: NewMessage[],
+    texts: string[],
+    over: number[],
+  ): EnqueueResult {
     const { ns, now } = req;
     if (req.key !== undefined) {
-      const seen = this.s.dedupGet.get(ns, req.key) as { ids: string; expiresAt: number } | undefined;
+      const { scope, key } = req.key;
+      const seen = (this.s.dedupGet.get(ns, scope, key) ?? this.legacyKeys?.get.get(ns, key)) as
+        | { ids: string; expiresAt: number }
+        | undefined;
       if (seen && seen.expiresAt > now) {
         return { duplicate: true, messageIds: JSON.parse(seen.ids) as string[], queues: [], dropped: 0 };
       }
     }
-    const subscribers = new Map<string, { clientId: string; grp: string | null }[]>();
+    const subscribers = new Map<string, Subscriber[]>();
+    const members = new Map<string, string[]>();
     // queue → indexes of the request's messages it gets, in order.
     const picks = new Map<QueueName, number[]>();
-    req.messages.forEach((m, i) => {
-      for (const queue of this.targets(ns, m, subscribers)) {
+    messages.forEach((m, i) => {
+      for (const queue of this.targets(ns, m, subscribers, members)) {
         const list = picks.get(queue);
         if (list) list.push(i);
         else picks.set(queue, [i]);
@@ -433,7 +733,7 @@ export class SqliteStore implements QueueStore {
     const chunks = new Map<string, { picked: number[]; queueIds: number[] }>();
     for (const [queue, picked] of picks) {
       const queueId = this.queueId(ns, queue, true) as number;
-      const k = picked.length === req.messages.length ? "*" : picked.join(",");
+      const k = picked.length === messages.length ? "*" : picked.join(",");
       const chunk = chunks.get(k);
       if (chunk) chunk.queueIds.push(queueId);
       else chunks.set(k, { picked, queueIds: [queueId] });
@@ -442,7 +742,7 @@ export class SqliteStore implements QueueStore {
     for (const { picked: all, queueIds } of chunks.values()) {
       for (let from = 0; from < all.length; from += CHUNK_MAX) {
         const picked = all.slice(from, from + CHUNK_MAX);
-        const stored = picked.map((i) => toStored(req.messages[i] as NewMessage));
+        const stored = picked.map((i) => toStored(messages[i] as NewMessage));
         const chunk = this.segments.addChunk(
           picked.map((i) => texts[i] as string),
           stored,
@@ -454,12 +754,22 @@ export class SqliteStore implements QueueStore {
     for (const { picked, queueIds } of chunks.values()) {
       for (const queueId of queueIds) {
         this.segments.grow(queueId, picked.length);
-        if (max > 0 && req.overflow === "drop-oldest") dropped += this.dropOldest(queueId, max, now);
+        if (max > 0 && req.overflow === "drop-oldest") {
+          const step = this.dropOldest(queueId, max, now);
+          dropped += step.dropped;
+          if (!step.done) over.push(queueId);
+        }
       }
     }
-    const messageIds = req.messages.map((m) => m.messageId);
+    const messageIds = messages.map((m) => m.messageId);
     if (req.key !== undefined) {
-      this.s.dedupPut.run(ns, req.key, JSON.stringify(messageIds), now + req.dedupWindowMs);
+      this.s.dedupPut.run(
+        ns,
+        req.key.scope,
+        req.key.key,
+        JSON.stringify(messageIds),
+        now + req.dedupWindowMs,
+      );
     }
     return { duplicate: false, messageIds, queues: [...picks.keys()], dropped };
   }
@@ -467,13 +777,27 @@ export class SqliteStore implements QueueStore {
   private targets(
     ns: string,
     m: NewMessage,
-    cache: Map<string, { clientId: string; grp: string | null }[]>,
+    subscribers: Map<string, Subscriber[]>,
+    members: Map<string, string[]>,
   ): QueueName[] {
     if (m.to) return [...new Set(m.to)].map(clientQueue);
-    let subs = cache.get(m.event);
+    if (m.room !== undefined) {
+      let inRoom = members.get(m.room);
+      if (!inRoom) {
+        const roomId = this.s.roomGet.get(ns, m.room) as number | undefined;
+        inRoom = roomId === undefined ? [] : (this.s.members.all(roomId) as string[]);
+        members.set(m.room, inRoom);
+      }
+      return inRoom.filter((c) => c !== m.from || m.echo).map(clientQueue);
+    }
+    let subs = subscribers.get(m.event);
     if (!subs) {
-      subs = this.s.targets.all(ns, m.event) as { clientId: string; grp: string | null }[];
-      cache.set(m.event, subs);
+      subs = this.s.targets.all(ns, m.event) as Subscriber[];
+      subscribers.set(m.event, subs);
+    }
+    const route = m.route;
+    if (route !== undefined && route !== m.from && subs.some((sub) => sub.clientId === route)) {
+      return [clientQueue(route)];
     }
     const queues = new Set<QueueName>();
     for (const { clientId, grp } of subs) {
@@ -483,12 +807,16 @@ export class SqliteStore implements QueueStore {
     return [...queues];
   }
 
-  /** Keeps a queue within `max` entries by moving its oldest ones to dead letters. Returns how many. */
-  private dropOldest(queueId: number, max: number, now: number): number {
+  /**
+   * One step of keeping a queue within `max` entries by moving its oldest ones to dead letters:
+   * at most `stepSegments` segments. `done` when the queue is within the limit.
+   */
+  private dropOldest(queueId: number, max: number, now: number): { dropped: number; done: boolean } {
     let size = (this.s.queueSize.get(queueId) as number) + this.segments.growth(queueId);
     let dropped = 0;
     let after = 0;
-    while (size > max) {
+    let segments = 0;
+    while (size > max && segments < this.stepSegments) {
       const ids = this.s.segmentPage.all(queueId, after) as number[];
       if (ids.length === 0) break;
       for (const id of ids) {
@@ -500,10 +828,10 @@ export class SqliteStore implements QueueStore {
           dropped++;
         }
         this.segments.keepBounded();
-        if (size <= max) break;
+        if (size <= max || ++segments >= this.stepSegments) break;
       }
     }
-    return dropped;
+    return { dropped, done: size <= max };
   }
 
   private doClaim(req: ClaimRequest): ClaimResult {
@@ -556,14 +884,7 @@ export class SqliteStore implements QueueStore {
             member.until = until;
             this.segments.touch(segment);
             this.segments.hint(queueId, m[0], segment.id);
-            result.messages.push({
-              messageId: m[0],
-              event: m[1],
-              payload: m[2],
-              publishedAt: m[3],
-              from: m[4],
-              deliveries: member.deliveries,
-            });
+            result.messages.push(toMessage(m, member.deliveries));
           }
         }
         if (left) open = true;
@@ -582,6 +903,7 @@ export class SqliteStore implements QueueStore {
 
   private deadLetter(segment: Segment, member: Member, reason: DeadLetter["reason"], now: number) {
     const m = segment.messages[member.i] as Stored;
+    const ns = this.nsOf(segment.queueId);
     this.s.deadAdd.run(
       segment.queueId,
       m[0],
@@ -592,13 +914,29 @@ export class SqliteStore implements QueueStore {
       member.deliveries,
       reason,
       now,
+      ns,
+      m[6] ?? null,
     );
+    this.counts.add(ns, "dead", 1);
     this.segments.removeMember(segment, member);
+  }
+
+  /** The last step of a sweep: idempotency keys whose window passed (the old ones too, until none is left). */
+  private sweepKeys(now: number) {
+    this.s.sweepDedup.run(now);
+    const legacy = this.legacyKeys;
+    if (!legacy) return;
+    legacy.sweep.run(now);
+    if (legacy.any.get() === undefined) {
+      this.database.exec("DROP TABLE dedup_v3");
+      this.legacyKeys = undefined;
+    }
   }
 
   /** Forgets every cache that may hold what a rollback undid. */
   private forget() {
     this.queueIds.clear();
+    this.queueNs.clear();
     this.cursors.clear();
     this.segments.forget();
   }
@@ -608,24 +946,6 @@ export class SqliteStore implements QueueStore {
   private consumerQueueNames(ns: string, clientId: string): QueueName[] {
     const groups = this.s.consumerGroups.all(clientId, ns) as string[];
     return [clientQueue(clientId), ...groups.map(groupQueue)];
-  }
-
-  /** Removes a queue's members of one event (unsubscribe). Returns how many. */
-  private dropEvent(ns: string, queue: QueueName, event: string): number {
-    const queueId = this.queueId(ns, queue, false);
-    if (queueId === undefined) return 0;
-    let dropped = 0;
-    for (const id of this.s.segmentsOf.all(queueId) as number[]) {
-      const segment = this.segments.segment(id) as Segment;
-      for (const member of [...segment.members]) {
-        if ((segment.messages[member.i] as Stored)[1] === event) {
-          this.segments.removeMember(segment, member);
-          dropped++;
-        }
-      }
-      this.segments.keepBounded();
-    }
-    return dropped;
   }
 
   private queueId(ns: string, queue: QueueName, create: boolean): number | undefined {
@@ -638,7 +958,17 @@ export class SqliteStore implements QueueStore {
       id = Number(this.s.queueAdd.run(ns, queue).lastInsertRowid);
     }
     this.queueIds.set(k, id);
+    this.queueNs.set(id, ns);
     return id;
+  }
+
+  private nsOf(queueId: number): string {
+    let ns = this.queueNs.get(queueId);
+    if (ns === undefined) {
+      ns = this.s.queueNs.get(queueId) as string;
+      this.queueNs.set(queueId, ns);
+    }
+    return ns;
   }
 
   private eventId(ns: string, event: string, create: boolean): number | undefined {
@@ -646,6 +976,26 @@ export class SqliteStore implements QueueStore {
     if (id !== undefined || !create) return id;
     return Number(this.s.eventAdd.run(ns, event).lastInsertRowid);
   }
+}
+
+function toMessage(m: Stored, deliveries: number): Message {
+  const message: Message = {
+    messageId: m[0],
+    event: m[1],
+    payload: m[2],
+    publishedAt: m[3],
+    from: m[4],
+    deliveries,
+  };
+  if (m[6] !== undefined) message.room = m[6];
+  return message;
+}
+
+/** The page of rows read with LIMIT limit + 1: the extra row says there is a next page. */
+function paged<T>(rows: T[], limit: number, position: (row: T) => unknown): Page<T> {
+  if (rows.length <= limit) return { items: rows, next: null };
+  const items = rows.slice(0, limit);
+  return { items, next: encodeCursor(position(items[limit - 1] as T)) };
 }
 
 function parsePayload(text: string | null): unknown {

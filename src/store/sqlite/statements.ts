@@ -5,12 +5,9 @@ import type Database from "better-sqlite3";
 export const SWEEP_SEGMENTS = 500;
 
 const DEAD_BY_IDS = `SELECT d.id, d.queue_id AS queueId, q.name AS queue, d.message_id AS messageId,
-  d.event, d.payload, d.published_at AS publishedAt, d.sender
+  d.event, d.payload, d.published_at AS publishedAt, d.sender, d.room
   FROM dead d JOIN queues q ON q.id = d.queue_id
   WHERE d.message_id IN (SELECT value FROM json_each(?)) AND q.ns = ?`;
-const SUBSCRIPTIONS = `SELECT ev.ns, s.client_id AS clientId, ev.event, s.grp AS "group"
-  FROM subs s JOIN events ev ON ev.id = s.event_id`;
-
 /** Every statement of the store, by name. */
 export const SQL = {
   probe: "INSERT OR REPLACE INTO meta (key, value) VALUES ('probe', ?)",
@@ -18,11 +15,12 @@ export const SQL = {
   queueGet: "SELECT id FROM queues WHERE ns = ? AND name = ?",
   queueAdd: "INSERT INTO queues (ns, name) VALUES (?, ?)",
   queueSize: "SELECT size FROM queues WHERE id = ?",
-  queueGrow: "UPDATE queues SET size = size + ? WHERE id = ?",
+  queueGrow: "UPDATE queues SET size = size + ? WHERE id = ? RETURNING size",
+  queueNs: "SELECT ns FROM queues WHERE id = ?",
 
   eventGet: "SELECT id FROM events WHERE ns = ? AND event = ?",
   eventAdd: "INSERT INTO events (ns, event) VALUES (?, ?)",
-  subUpsert: `INSERT INTO subs (event_id, client_id, grp) VALUES (?, ?, ?)
+  subUpsert: `INSERT INTO subs (event_id, client_id, grp, ns) VALUES (?, ?, ?, ?)
     ON CONFLICT (event_id, client_id) DO UPDATE SET grp = excluded.grp`,
   subGet: "SELECT grp FROM subs WHERE event_id = ? AND client_id = ?",
   subDel: "DELETE FROM subs WHERE event_id = ? AND client_id = ?",
@@ -33,8 +31,25 @@ export const SQL = {
     WHERE s.client_id = ? AND ev.ns = ? AND s.grp IS NOT NULL AND s.grp <> ''
     GROUP BY s.grp ORDER BY min(ev.id)`,
 
-  dedupGet: "SELECT ids, expires_at AS expiresAt FROM dedup WHERE ns = ? AND key = ?",
-  dedupPut: "INSERT OR REPLACE INTO dedup (ns, key, ids, expires_at) VALUES (?, ?, ?, ?)",
+  dedupGet: "SELECT ids, expires_at AS expiresAt FROM dedup WHERE ns = ? AND scope = ? AND key = ?",
+  dedupPut: "INSERT OR REPLACE INTO dedup (ns, scope, key, ids, expires_at) VALUES (?, ?, ?, ?, ?)",
+
+  roomGet: "SELECT id FROM rooms WHERE ns = ? AND name = ?",
+  roomAdd: "INSERT INTO rooms (ns, name) VALUES (?, ?)",
+  roomGrow: "UPDATE rooms SET members = members + ? WHERE id = ? RETURNING members",
+  roomDel: "DELETE FROM rooms WHERE id = ?",
+  memberAdd: "INSERT OR IGNORE INTO room_members (room_id, client_id) VALUES (?, ?)",
+  memberDel: "DELETE FROM room_members WHERE room_id = ? AND client_id = ?",
+  memberGet: "SELECT 1 FROM room_members WHERE room_id = ? AND client_id = ?",
+  members: "SELECT client_id FROM room_members WHERE room_id = ?",
+  // From the client's memberships (capped by the hub), never from every room of the namespace.
+  clientRooms: `SELECT r.name FROM room_members m INDEXED BY room_members_client CROSS JOIN rooms r ON r.id = m.room_id
+    WHERE m.client_id = ? AND r.ns = ? ORDER BY r.name`,
+
+  // Counts per namespace, added once per batch of writes.
+  nsCount: `INSERT INTO namespaces (ns, queues, pending, subscriptions, rooms, dead) VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (ns) DO UPDATE SET queues = queues + excluded.queues, pending = pending + excluded.pending,
+    subscriptions = subscriptions + excluded.subscriptions, rooms = rooms + excluded.rooms, dead = dead + excluded.dead`,
 
   chunkAdd: "INSERT INTO chunks (data, refs) VALUES (?, ?)",
   chunkGet: "SELECT data FROM chunks WHERE id = ?",
@@ -63,24 +78,41 @@ export const SQL = {
     WHERE queue_id = ? AND ordered = 0 AND last_id >= ? AND first_id <= ?`,
   segmentsExpired: `SELECT id FROM segments WHERE expires_at IS NOT NULL AND expires_at <= ?
     LIMIT ${SWEEP_SEGMENTS}`,
+  // One step of a long operation over a queue: its segments after one id, up to another, in order.
+  segmentsStep:
+    "SELECT id FROM segments INDEXED BY segments_queue WHERE queue_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+  segmentsLeasedStep: `SELECT id FROM segments WHERE queue_id = ? AND leased > 0 AND id > ? AND id <= ?
+    ORDER BY id LIMIT ?`,
+  segmentsLast: "SELECT max(id) FROM segments WHERE queue_id = ?",
   sweepDedup: "DELETE FROM dedup WHERE expires_at <= ?",
 
-  deadAdd: `INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason, dead_at)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  deadAdd: `INSERT INTO dead (queue_id, message_id, event, payload, published_at, sender, deliveries, reason,
+    dead_at, ns, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   deadFind: `${DEAD_BY_IDS} ORDER BY d.id`,
   deadDel: "DELETE FROM dead WHERE id = ?",
   deadDrop: `DELETE FROM dead WHERE id IN (SELECT id FROM (${DEAD_BY_IDS}))`,
-  listDead: `SELECT d.message_id AS messageId, d.event, d.payload, d.published_at AS publishedAt, d.sender,
-    d.deliveries, q.name AS queue, d.reason, d.dead_at AS deadAt
-    FROM dead d JOIN queues q ON q.id = d.queue_id
-    WHERE q.ns = ? ORDER BY d.id LIMIT ?`,
 
-  queuesLive: "SELECT id, ns, name AS queue, size AS pending FROM queues WHERE size > 0 ORDER BY id",
-  queuesLiveNs:
-    "SELECT id, ns, name AS queue, size AS pending FROM queues WHERE size > 0 AND ns = ? ORDER BY id",
-  subscriptions: `${SUBSCRIPTIONS}
-    ORDER BY (SELECT min(e2.id) FROM events e2 WHERE e2.ns = ev.ns), ev.id, s.id`,
-  subscriptionsNs: `${SUBSCRIPTIONS} WHERE ev.ns = ? ORDER BY ev.id, s.id`,
+  // The views: each page one range of one index after the cursor, pinned whatever the statistics
+  // (a tiny analyzed table would otherwise be scanned, and stay so as it grows).
+  // No joins: names of queues and events come from their primary keys, row by row of the page.
+  deadPage: `SELECT id, queue_id AS queueId, message_id AS messageId, event, payload, published_at AS publishedAt,
+    sender, deliveries, reason, dead_at AS deadAt, room
+    FROM dead INDEXED BY dead_ns WHERE ns = ? AND id > ? ORDER BY id LIMIT ?`,
+  // A view over every namespace reads them one after the other, each by its own index range.
+  namespacesFrom: "SELECT ns FROM namespaces WHERE ns >= ? ORDER BY ns",
+  // Empty queues are skipped while read, so this is read with a bound on the rows looked at.
+  queuesPageNs:
+    "SELECT id, ns, name AS queue, size AS pending FROM queues INDEXED BY sqlite_autoindex_queues_1 WHERE ns = ? AND name > ? ORDER BY name",
+  subsPageNs: `SELECT id, ns, client_id AS clientId, event_id AS eventId, grp AS "group"
+    FROM subs INDEXED BY subs_ns WHERE ns = ? AND id > ? ORDER BY id LIMIT ?`,
+  queueName: "SELECT name FROM queues WHERE id = ?",
+  eventName: "SELECT event FROM events WHERE id = ?",
+  roomsPage:
+    "SELECT name AS room, members FROM rooms INDEXED BY sqlite_autoindex_rooms_1 WHERE ns = ? AND name > ? ORDER BY name LIMIT ?",
+  membersPage:
+    "SELECT client_id FROM room_members WHERE room_id = ? AND client_id > ? ORDER BY client_id LIMIT ?",
+  namespacesPage: `SELECT ns, queues, pending, subscriptions, rooms, dead AS deadLetters FROM namespaces
+    WHERE ns > ? ORDER BY ns LIMIT ?`,
 } as const;
 
 export type Statements = { [K in keyof typeof SQL]: Database.Statement<unknown[], unknown> };
@@ -98,6 +130,19 @@ const PLUCKED = [
   "segmentsByIdUnordered",
   "segmentsHighest",
   "segmentsExpired",
+  "segmentsStep",
+  "segmentsLeasedStep",
+  "segmentsLast",
+  "queueGrow",
+  "queueNs",
+  "roomGet",
+  "roomGrow",
+  "members",
+  "clientRooms",
+  "membersPage",
+  "namespacesFrom",
+  "queueName",
+  "eventName",
 ] as const;
 
 export function prepareStatements(db: Database.Database): Statements {

@@ -27,6 +27,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', lk, '-inf', num(now))) do
     redis.call('ZADD', rk, st.seq, id)
     st.lu = 0
     setState(ns, q, id, st)
+  else
+    entryRemoved(ns, q)
   end
 end
 local out = { 0, 0 }
@@ -45,6 +47,7 @@ while got < limit do
     if not b[1] then
       redis.call('ZREM', rk, id)
       redis.call('HDEL', qk(ns, q, 's'), id)
+      entryRemoved(ns, q)
     elseif ev == '' or b[2] == ev then
       local st = getState(ns, q, id)
       local nt = st and st.nt

@@ -1,18 +1,27 @@
 --[[
-  The namespace's dead letters, oldest first.
+  A page of the namespace's dead letters, oldest first.
 
   KEYS: none. Every key is built from the prefix ARGV[1] (see includes/prelude.lua), so all of
   them must live on one Redis (standalone or Sentinel, not Redis Cluster).
   ARGV[1] prefix
     [2] ns
-    [3] limit
+    [3] after: the previous page's cursor, or "-inf"
+    [4] limit
 
-  Output: {queue, id, event, body, meta, ...}, meta = "reason,deadAt,deliveries"
+  Output: {cursor, queue, id, event, body, meta, ...}, meta = "reason,deadAt,deliveries",
+    cursor "" after the last page
 ]]
-local ns, limit = ARGV[2], tonumber(ARGV[3])
-local out = {}
-if limit <= 0 then return out end
-for _, member in ipairs(redis.call('ZRANGE', P .. 'd:' .. ns, 0, limit - 1)) do
+local ns, after, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local items = redis.call('ZRANGEBYSCORE', P .. 'd:' .. ns, after, '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1)
+local out = { '' }
+local n = 0
+for j = 1, #items, 2 do
+  if n == limit then
+    out[1] = '(' .. items[j - 1]
+    break
+  end
+  n = n + 1
+  local member = items[j]
   local a = string.find(member, '\n', 1, true)
   local q, id = string.sub(member, 1, a - 1), string.sub(member, a + 1)
   local b = redis.call('HMGET', mk(ns, id), 'b', 'e')

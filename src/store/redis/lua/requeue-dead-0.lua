@@ -27,7 +27,7 @@ for i = 3, #ARGV do
           if ev and redis.call('ZADD', qk(ns, q, 'r'), 'NX', seq, id) == 1 then
             setState(ns, q, id, { seq = seq, d = 0, lu = 0, nt = true, owner = '' })
             countEvent(ns, q, ev, 1)
-            redis.call('SADD', P .. 'qs:' .. ns, q)
+            entriesAdded(ns, q, 1)
           elseif ev then
             decref(ns, id)
           end

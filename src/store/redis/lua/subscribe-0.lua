@@ -16,7 +16,7 @@ for i = 5, #ARGV do
   local ev = ARGV[i]
   redis.call('HSET', P .. 'sub:' .. ns .. '|' .. ev, client, enc)
   redis.call('HSET', P .. 'cs:' .. ns .. '|' .. client, ev, enc)
-  redis.call('SADD', P .. 'ev:' .. ns, ev)
+  redis.call('ZADD', P .. 'subs:' .. ns, 0, ev .. '\n' .. client)
 end
-redis.call('SADD', P .. 'nss', ns)
+redis.call('ZADD', P .. 'nss', 0, ns)
 return 0

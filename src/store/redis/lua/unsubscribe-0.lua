@@ -1,6 +1,6 @@
 --[[
-  Ends subscriptions and drops the client's queued entries of those events (and a group's,
-  when no member is left for the event).
+  Ends subscriptions. Their queued entries are dropped after, in steps (drop-event-0.lua): this
+  says which queues and events, and up to which store order (entries stored later stay).
 
   KEYS: none. Every key is built from the prefix ARGV[1] (see includes/prelude.lua), so all of
   them must live on one Redis (standalone or Sentinel, not Redis Cluster).
@@ -9,26 +9,11 @@
     [3] clientId
     [4..] events
 
-  Output: entries dropped
+  Output: {upTo, queue, event, queue, event, ...}: the client's own queue for each event, and a
+  group's when no member is left for the event
 ]]
 local ns, client = ARGV[2], ARGV[3]
-local dropped = 0
-local function dropEvent(q, ev)
-  local ek = qk(ns, q, 'e')
-  if not redis.call('HGET', ek, ev) then return end
-  for _, id in ipairs(redis.call('ZRANGE', qk(ns, q, 'l'), 0, -1)) do
-    if bodyMeta(ns, id) == ev and removeEntry(ns, q, id) then dropped = dropped + 1 end
-  end
-  local after = '-inf'
-  while redis.call('HGET', ek, ev) do
-    local ids = redis.call('ZRANGEBYSCORE', qk(ns, q, 'r'), after, '+inf', 'WITHSCORES', 'LIMIT', 0, 1000)
-    if #ids == 0 then break end
-    for j = 1, #ids, 2 do
-      after = '(' .. ids[j + 1]
-      if bodyMeta(ns, ids[j]) == ev and removeEntry(ns, q, ids[j]) then dropped = dropped + 1 end
-    end
-  end
-end
+local out = { tonumber(redis.call('GET', P .. 'seq') or '0') }
 for i = 4, #ARGV do
   local ev = ARGV[i]
   local sk = P .. 'sub:' .. ns .. '|' .. ev
@@ -36,15 +21,19 @@ for i = 4, #ARGV do
   if enc then
     redis.call('HDEL', sk, client)
     redis.call('HDEL', P .. 'cs:' .. ns .. '|' .. client, ev)
-    if redis.call('HLEN', sk) == 0 then redis.call('SREM', P .. 'ev:' .. ns, ev) end
-    dropEvent('c:' .. client, ev)
+    redis.call('ZREM', P .. 'subs:' .. ns, ev .. '\n' .. client)
+    out[#out + 1] = 'c:' .. client
+    out[#out + 1] = ev
     if enc ~= '' then
       local still = false
       for _, v in ipairs(redis.call('HVALS', sk)) do
         if v == enc then still = true; break end
       end
-      if not still then dropEvent('g:' .. string.sub(enc, 2), ev) end
+      if not still then
+        out[#out + 1] = 'g:' .. string.sub(enc, 2)
+        out[#out + 1] = ev
+      end
     end
   end
 end
-return dropped
+return out
