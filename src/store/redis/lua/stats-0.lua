@@ -30,15 +30,5 @@ local function take(ns, from)
   end
   return true
 end
-local namespaces
-if only ~= '' then
-  namespaces = { only }
-else
-  namespaces = redis.call('ZRANGEBYLEX', P .. 'nss', afterNs == '' and '-' or '[' .. afterNs, '+')
-end
-for _, ns in ipairs(namespaces) do
-  local from = '-'
-  if ns == afterNs and afterQ ~= '' then from = '(' .. afterQ end
-  if not take(ns, from) then break end
-end
+eachNamespaceFrom(only, afterNs, afterQ, take)
 return out

@@ -32,15 +32,5 @@ local function take(ns, from)
   end
   return true
 end
-local namespaces
-if only ~= '' then
-  namespaces = { only }
-else
-  namespaces = redis.call('ZRANGEBYLEX', P .. 'nss', afterNs == '' and '-' or '[' .. afterNs, '+')
-end
-for _, ns in ipairs(namespaces) do
-  local from = '-'
-  if ns == afterNs and afterM ~= '' then from = '(' .. afterM end
-  if not take(ns, from) then break end
-end
+eachNamespaceFrom(only, afterNs, afterM, take)
 return out

@@ -130,3 +130,19 @@ local function consumerQueues(ns, client)
   end
   return out
 end
+-- A view over one namespace (only ~= '') or every one from afterNs on, by name: take(ns, from)
+-- reads each from its lex bound (after the cursor's member in the cursor's namespace) and says
+-- false once the page is full.
+local function eachNamespaceFrom(only, afterNs, afterMember, take)
+  local namespaces
+  if only ~= '' then
+    namespaces = { only }
+  else
+    namespaces = redis.call('ZRANGEBYLEX', P .. 'nss', afterNs == '' and '-' or '[' .. afterNs, '+')
+  end
+  for _, ns in ipairs(namespaces) do
+    local from = '-'
+    if ns == afterNs and afterMember ~= '' then from = '(' .. afterMember end
+    if not take(ns, from) then return end
+  end
+end
