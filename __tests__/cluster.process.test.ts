@@ -226,6 +226,37 @@ describeRedis("hub processes over one Redis", () => {
   });
 });
 
+describeRedis("wake-ups between hub processes", () => {
+  afterAll(cleanup, 15_000);
+
+  it("are sent before the publisher's ack: a hub killed the moment it acks has woken the other hub", async () => {
+    // An ack timeout of a minute and a wide window (so no ack is needed): hub B never polls, and
+    // nothing but a wake-up from the publisher's hub makes it look at the queue again.
+    const prefix = `${RUN}:wake:`;
+    const env = { ...hubEnv(REDIS_URL, prefix), HUB_ACK_TIMEOUT_MS: "60000", HUB_PREFETCH: "10000" };
+    const b = await spawnHub(env);
+    try {
+      const sub = await connect(b, "w-sub");
+      ok(await sub.request("subscribe", { event: "w" }));
+      for (let round = 1; round <= 3; round++) {
+        const a = await spawnHub(env);
+        const pub = await connect(a, `w-pub${round}`);
+        const { messageId } = ok(await pub.request("publish", { event: "w", payload: round }));
+        expect(await a.kill("SIGKILL")).toEqual({ code: null, signal: "SIGKILL" });
+        await waitUntil(
+          () => sub.messages.some((m) => m.messageId === messageId),
+          5000,
+          () => `round ${round}: the acked message never reached hub B`,
+        );
+      }
+      expect(sub.payloads()).toEqual([1, 2, 3]);
+    } finally {
+      await b.kill("SIGKILL");
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  }, 60_000);
+});
+
 describeRedis("hub process through a Redis outage", () => {
   afterAll(async () => {
     await cleanup();

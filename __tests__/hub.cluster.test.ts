@@ -1,9 +1,14 @@
 // Two hubs on one Redis behave as one hub: the whole delivery-semantics suite runs with
 // clients spread over both (each new client lands on the other hub), on a per-run prefix.
+
+import { createServer } from "node:http";
+import { Server } from "socket.io";
+import { useRedisAdapter } from "../src/cluster.js";
+import { createLogger } from "../src/log.js";
 import type { DeliveryEmitter } from "../src/protocol.js";
 import { RedisStore } from "../src/store/redis/index.js";
 import { startHub, type TestContext, waitUntil } from "./support/hub.js";
-import { deleteKeys, describeWithRedis, REDIS_URL, RUN } from "./support/redis.js";
+import { deleteKeys, describeWithRedis, freePort, PrivateRedis, REDIS_URL, RUN } from "./support/redis.js";
 import { deliverySemantics } from "./support/semantics.js";
 
 const describeRedis = await describeWithRedis("cluster tests");
@@ -55,6 +60,63 @@ describeRedis("Socket.IO across hubs", () => {
       await a.close();
       await b.close();
       await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+});
+
+describeRedis("operator views across hubs", () => {
+  test("GET /clients and /namespaces on one hub count the clients connected to every hub", async () => {
+    const prefix = `${RUN}:views:`;
+    const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix };
+    const a = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    const b = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    try {
+      await a.client("/caps", { clientId: "on-a" });
+      await b.client("/caps", { clientId: "on-b" });
+      await b.client("/orders", { clientId: "elsewhere" });
+      const clients = await (await fetch(`${a.url}/clients?ns=caps`)).json();
+      expect(clients.partial).toBeUndefined();
+      expect(clients.clients.map((c: { clientId: string }) => c.clientId).sort()).toEqual(["on-a", "on-b"]);
+      const namespaces = await (await fetch(`${b.url}/namespaces`)).json();
+      expect(namespaces.namespaces).toEqual([
+        { ns: "/caps", queues: 0, pending: 0, subscriptions: 0, clients: 2 },
+        { ns: "/orders", queues: 0, pending: 0, subscriptions: 0, clients: 1 },
+      ]);
+    } finally {
+      await a.close();
+      await b.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+});
+
+describeRedis("the Redis adapter while Redis is down", () => {
+  test("a message to the other hubs that cannot be sent is logged, never an unhandled rejection", async () => {
+    const redis = new PrivateRedis(await freePort());
+    await redis.start();
+    const lines: Record<string, unknown>[] = [];
+    const io = new Server(createServer());
+    const adapter = await useRedisAdapter(io, {
+      url: redis.url,
+      prefix: `${RUN}:down:`,
+      log: createLogger("warn", (line) => lines.push(JSON.parse(line))),
+    });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      await redis.stop();
+      io.serverSideEmit("queuehub:wake", "/", ["c:someone"]);
+      await waitUntil(
+        () => lines.some((l) => l.msg === "cluster: message to the other hubs not sent"),
+        10_000,
+      );
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+      await io.close();
+      await adapter.close();
     }
   });
 });

@@ -1,6 +1,7 @@
 // HTTP beside the sockets: health, metrics, publish, and operators' JSON views.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import type { ConnectedClient } from "./cluster.js";
 import type { HubConfig } from "./config.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
@@ -34,7 +35,7 @@ export interface HttpDeps {
   namespaceAllowed(ns: string): boolean;
   connections(): number;
   /** Connected, identified sockets (in one namespace, or all). */
-  clients(ns?: string): { ns: string; clientId: string; socketId: string }[];
+  clients(ns?: string): Promise<{ clients: ConnectedClient[]; complete: boolean }>;
 }
 
 class HttpError extends Error {
@@ -164,7 +165,9 @@ async function operatorView(
       return send(res, 200, { ok: true, ns: ns ?? "/", rooms: items, next });
     }
     if (url.pathname === "/clients") {
-      return send(res, 200, { ok: true, clients: deps.clients(ns) });
+      const { clients, complete } = await deps.clients(ns);
+      // In a cluster, `partial` says that a hub did not answer in time.
+      return send(res, 200, { ok: true, clients, ...(complete ? {} : { partial: true }) });
     }
   }
   const deadNs = ns ?? "/";
@@ -227,9 +230,12 @@ async function namespacesView(deps: HttpDeps, page: PageRequest) {
       );
     }
   }
-  const { items, next } = await deps.store.namespaces({ limit: page.limit, after: after?.store });
+  const [{ items, next }, { clients }] = await Promise.all([
+    deps.store.namespaces({ limit: page.limit, after: after?.store }),
+    deps.clients(),
+  ]);
   const connected = new Map<string, number>();
-  for (const c of deps.clients()) connected.set(c.ns, (connected.get(c.ns) ?? 0) + 1);
+  for (const c of clients) connected.set(c.ns, (connected.get(c.ns) ?? 0) + 1);
   const rows: NamespaceRow[] = items.map((s) => ({ ...s, clients: connected.get(s.ns) ?? 0 }));
   const listed = new Set(items.map((s) => s.ns));
   const last = items.at(-1)?.ns ?? after?.last ?? "";

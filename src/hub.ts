@@ -10,7 +10,14 @@ import {
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { type Namespace, Server } from "socket.io";
-import { joinCluster, useRedisAdapter } from "./cluster.js";
+import {
+  adapterSpansServers,
+  type Cluster,
+  type ConnectedClient,
+  type HubServerSideEvents,
+  joinCluster,
+  useRedisAdapter,
+} from "./cluster.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { createHttpHandler } from "./http.js";
 import type { Logger } from "./log.js";
@@ -36,6 +43,7 @@ import { openStore } from "./store/index.js";
 import type { QueueStore } from "./store/store.js";
 import { TokenVerifier } from "./token.js";
 
+export type { ConnectedClient } from "./cluster.js";
 export type { HubConfig } from "./config.js";
 export { defaultConfig, HUB_DEFAULTS, parseConfig } from "./config.js";
 export type { AttachOptions, HubOptions, NamespaceSelector } from "./options.js";
@@ -43,15 +51,8 @@ export type * from "./protocol.js";
 export { MemoryStore } from "./store/memory.js";
 export type { QueueStore } from "./store/store.js";
 
-export type HubServer = Server<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
-type HubNamespace = Namespace<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
-
-/** A connected, identified socket, as the operator views list them. */
-export interface ConnectedClient {
-  ns: string;
-  clientId: string;
-  socketId: string;
-}
+export type HubServer = Server<ClientToHubEvents, HubToClientEvents, HubServerSideEvents, SocketData>;
+type HubNamespace = Namespace<ClientToHubEvents, HubToClientEvents, HubServerSideEvents, SocketData>;
 
 /** The queue on a Socket.IO server. */
 export interface AttachedHub {
@@ -64,8 +65,11 @@ export interface AttachedHub {
   registry: Registry;
   /** True for every namespace the queue serves. */
   serves(name: string): boolean;
-  /** Connected, identified clients of the queue's namespaces (one namespace, or all). */
-  clients(ns?: string): ConnectedClient[];
+  /**
+   * Connected, identified clients of the queue's namespaces (one namespace, or all); in a cluster,
+   * every hub's (`complete` is false when a hub did not answer in time).
+   */
+  clients(ns?: string): Promise<{ clients: ConnectedClient[]; complete: boolean }>;
   /** `/healthz`, `/metrics`, HTTP publish and the operator views, to mount on the host's HTTP server. */
   handleHttp(req: IncomingMessage, res: ServerResponse): void;
   /** Disconnects the queue's sockets and closes its store; the Socket.IO and HTTP servers stay up. */
@@ -203,18 +207,6 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const core = new QueueCore(store, config, log, metrics);
   const verifier = config.secret ? new TokenVerifier(config.secret) : null;
 
-  // In a cluster the other hubs must hear of this one before its namespaces start serving.
-  const cluster =
-    config.store === "redis"
-      ? await joinCluster(io, core, { url: config.redisUrl, prefix: config.redisPrefix, log }).catch(
-          async (err: unknown) => {
-            core.close();
-            await store.close();
-            throw err;
-          },
-        )
-      : null;
-
   /** Live sockets of the queue's namespaces, by namespace. */
   const sockets = new Map<string, Set<HubSocket>>();
   const connections = () => {
@@ -222,6 +214,18 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     for (const live of sockets.values()) n += live.size;
     return n;
   };
+  const localClients = (ns?: string): ConnectedClient[] =>
+    [...sockets]
+      .filter(([name]) => ns === undefined || name === ns)
+      .flatMap(([, live]) => [...live])
+      .flatMap((socket) =>
+        socket.data.clientId === null
+          ? []
+          : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
+      );
+
+  // In a cluster the other hubs must hear of this one before its namespaces start serving.
+  const cluster = config.store === "redis" ? clusterOf(io, core, localClients, log) : null;
   try {
     metrics.register(resolved.registry, {
       connections,
@@ -231,7 +235,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     await core.countBacklog();
   } catch (err) {
     core.close();
-    await cluster?.close();
+    cluster?.close();
     await store.close();
     throw err;
   }
@@ -273,15 +277,8 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const { onDemand } = resolved;
   if (onDemand) serve(io.of((name, _auth, next) => next(null, !closed && onDemand(name))));
 
-  const clients = (ns?: string): ConnectedClient[] =>
-    [...sockets]
-      .filter(([name]) => ns === undefined || name === ns)
-      .flatMap(([, live]) => [...live])
-      .flatMap((socket) =>
-        socket.data.clientId === null
-          ? []
-          : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
-      );
+  const clients = (ns?: string) =>
+    cluster ? cluster.clients(ns) : Promise.resolve({ clients: localClients(ns), complete: true });
   const handleHttp = createHttpHandler({
     config,
     core,
@@ -301,7 +298,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
       core.close();
       for (const nsp of served) nsp.off("connection", onConnection);
       for (const live of sockets.values()) for (const socket of live) socket.disconnect();
-      await cluster?.close();
+      cluster?.close();
       // Let disconnect handlers hand their leases back before the store goes.
       await new Promise((resolve) => setImmediate(resolve));
       await store.close();
@@ -310,4 +307,24 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     return closing;
   };
   return { io, core, store, log, registry: resolved.registry, serves, clients, handleHttp, close };
+}
+
+/**
+ * With a Redis store, the hubs on it act as one over the Socket.IO server's adapter. A host whose
+ * adapter does not span servers gets a warning; its hub then finds other hubs' messages by polling
+ * at the ack-timeout pace.
+ */
+function clusterOf(
+  io: HubServer,
+  core: QueueCore,
+  localClients: (ns?: string) => ConnectedClient[],
+  log: Logger,
+): Cluster | null {
+  if (adapterSpansServers(io)) return joinCluster(io, core, localClients, log);
+  log.warn(
+    "store is redis, but the Socket.IO server's adapter does not span servers: other hubs' messages arrive at the ack-timeout poll; give the server @socket.io/redis-adapter",
+  );
+  // No peers to tell, but the core polls as in a cluster.
+  core.peers = { wake() {}, takeover() {} };
+  return null;
 }
