@@ -78,9 +78,11 @@ describeRedis("operator views across hubs", () => {
       expect(clients.partial).toBeUndefined();
       expect(clients.clients.map((c: { clientId: string }) => c.clientId).sort()).toEqual(["on-a", "on-b"]);
       const namespaces = await (await fetch(`${b.url}/namespaces`)).json();
-      expect(namespaces.namespaces).toEqual([
-        { ns: "/caps", queues: 0, pending: 0, subscriptions: 0, clients: 2 },
-        { ns: "/orders", queues: 0, pending: 0, subscriptions: 0, clients: 1 },
+      expect(
+        namespaces.namespaces.map(({ ns, clients }: { ns: string; clients: number }) => ({ ns, clients })),
+      ).toEqual([
+        { ns: "/caps", clients: 2 },
+        { ns: "/orders", clients: 1 },
       ]);
     } finally {
       await a.close();
