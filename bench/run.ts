@@ -528,7 +528,7 @@ function printScenario(
       },
     }),
   );
-  if (rows.some((r) => r.rssSource === "sampled")) {
+  if (scenario !== "sweep" && rows.some((r) => r.rssSource === "sampled")) {
     out.push(paint.dim("* shared service: RSS of the whole broker process, sampled every 100 ms"));
   }
   const qhNames = Object.keys(ratios);

@@ -1,0 +1,129 @@
+// The benchmark's reports: the CPU profile summary (--cpu-prof) and the SVG chart of a run.
+// `npm run bench -- --smoke` (CI) runs every scenario end to end; these check what it cannot:
+// that the figures in a summary and on a chart are the right ones.
+import { pathToFileURL } from "node:url";
+import { renderChart } from "../bench/chart.js";
+import { REPO_DIR } from "../bench/proc.js";
+import { summarizeProfile } from "../bench/profile.js";
+import type { BenchOptions, BenchResults, ResultRow } from "../bench/scenarios.js";
+
+const src = (path: string) => pathToFileURL(`${REPO_DIR}/${path}`).href;
+const pkg = (path: string) => pathToFileURL(`${REPO_DIR}/node_modules/${path}`).href;
+
+test("a profile summary: self time by function and by place, busy time without idle, the boot left out", () => {
+  const frame = (functionName: string, url = "") => ({ functionName, url, lineNumber: 0 });
+  const nodes = [
+    { id: 1, callFrame: frame("(root)") },
+    { id: 2, callFrame: frame("compileSourceTextModule", "node:internal/modules/esm/utils") },
+    { id: 3, callFrame: frame("sendFrame", pkg("ws/lib/sender.js")) },
+    { id: 4, callFrame: frame("flush", src("src/store/sqlite/group-commit.ts")) },
+    { id: 5, callFrame: frame("(garbage collector)") },
+    { id: 6, callFrame: frame("(idle)") },
+    { id: 7, callFrame: frame("addSegment", src("src/store/sqlite/segments.ts")) },
+  ];
+  // Each sample lasts until the next: deltas (µs) are recorded before each sample.
+  const samples = [2, 2, 3, 4, 4, 4, 7, 5, 6, 6, 3];
+  const timeDeltas = [0, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000];
+  const summary = summarizeProfile({ nodes, samples, timeDeltas });
+
+  expect(summary.bootMs).toBeCloseTo(2);
+  expect(summary.totalMs).toBeCloseTo(8);
+  expect(summary.busyMs).toBeCloseTo(6);
+  expect(summary.functions[0]).toMatchObject({ name: "flush  src/store/sqlite/group-commit.ts" });
+  expect(summary.functions[0]?.ms).toBeCloseTo(3);
+  expect(summary.functions[0]?.share).toBeCloseTo(0.5);
+  expect(summary.functions.map((f) => f.name)).not.toContain("(idle)");
+  expect(summary.functions.map((f) => f.name)).not.toContain(
+    "compileSourceTextModule  node:internal/modules/esm/utils",
+  );
+  const places = Object.fromEntries(summary.places.map((p) => [p.name, p.ms]));
+  expect(places).toEqual({
+    "src/store/sqlite/group-commit.ts": 3,
+    "src/store/sqlite/segments.ts": 1,
+    ws: 1,
+    "(garbage collector)": 1,
+  });
+});
+
+function row(system: string, fields: Partial<ResultRow>): ResultRow {
+  return { system, status: "ok", durability: "", disk: "", ...fields };
+}
+
+test("the chart draws each scenario's systems, their figures, the targets and the sweep", () => {
+  const results: BenchResults = {
+    date: "2026-12-01T12:00:00.000Z",
+    durationS: 60,
+    machine: {
+      cpus: 2,
+      memoryGb: 24,
+      os: "Linux",
+      node: "v20",
+      commit: "abc1234",
+      loadAverage: [0.5, 0.4, 0.3],
+    },
+    options: { smoke: false } as BenchOptions,
+    scenarios: {
+      singles: {
+        rows: [
+          row("queuehub-sqlite", { msgPerSec: 12345, p50Ms: 640, p99Ms: 1200 }),
+          row("socketio-relay", { msgPerSec: 23456, p50Ms: 7, p99Ms: 25 }),
+          row("rabbitmq", { status: "not reachable" }),
+        ],
+        ratios: { "queuehub-sqlite": { "socketio-relay": 12345 / 23456 } },
+        targets: [
+          {
+            issue: 14,
+            label: "queuehub-sqlite ÷ socketio-relay",
+            value: 12345 / 23456,
+            op: ">=",
+            limit: 1,
+            unit: "×",
+            met: false,
+          },
+        ],
+      },
+      sweep: {
+        rows: ["queuehub-sqlite", "socketio-relay"].map((system, i) =>
+          row(system, {
+            peakMsgPerSec: 10000 * (i + 1),
+            sweep: [25, 50, 75, 100].map((percent) => ({
+              percent,
+              targetRate: 100 * percent,
+              achievedRate: 100 * percent,
+              messages: 800 * percent,
+              p50Ms: percent / (i + 1),
+              p99Ms: (3 * percent) / (i + 1),
+            })),
+          }),
+        ),
+        ratios: {},
+        targets: [
+          {
+            issue: 14,
+            label: "queuehub-sqlite p99 at 50% of its peak",
+            value: 150,
+            op: "<=",
+            limit: 10,
+            unit: "ms",
+            met: false,
+          },
+        ],
+      },
+    },
+  };
+  const svg = renderChart(results);
+
+  expect(svg.startsWith("<svg ")).toBe(true);
+  expect(svg.trimEnd().endsWith("</svg>")).toBe(true);
+  expect(svg.match(/<g>/g)?.length).toBe(svg.match(/<\/g>/g)?.length);
+  expect(svg).toContain("commit abc1234");
+  expect(svg).toContain(">12,345<");
+  expect(svg).toContain(">1,200<");
+  expect(svg).toContain(">not reachable<");
+  expect(svg).toContain("✗ queuehub-sqlite ÷ socketio-relay = 0.53× (issue 14: ≥ 1.0×)");
+  expect(svg).toContain("✗ queuehub-sqlite p99 at 50% of its peak = 150 ms (issue 14: ≤ 10 ms)");
+  expect(svg).toContain("target: p99 ≤ 10 ms at 50%");
+  // Two plots (p50, p99), one line per system in each.
+  expect(svg.match(/<polyline /g)?.length).toBe(4);
+  expect(svg).toContain("queuehub-sqlite (peak 10,000 msg/s)");
+});
