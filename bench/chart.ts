@@ -318,7 +318,8 @@ export function renderChart(results: BenchResults): string {
   }
   const height = Math.ceil(y + MARGIN);
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="${FONT}">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="${FONT}" role="img">`,
+    `<title>${esc(`queuehub bench ${results.date}${m.commit ? ` at ${m.commit}` : ""}: msg/s and latency per system${results.scenarios.sweep ? ", latency against rate" : ""}`)}</title>`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
     ...parts,
     "</svg>",

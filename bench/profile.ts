@@ -154,7 +154,7 @@ export function summarizeProfileFile(file: string, n = 15): ProfileSummary {
   return { ...summary, text: render(summary, relative(process.cwd(), file) || file) };
 }
 
-/** The hub's main-thread profile in a run's folder: the largest (tsx's loader thread writes a small one). */
+/** The main-thread profile in a run's folder: the largest (under tsx, its loader thread writes a small one). */
 function mainProfile(dir: string): string | undefined {
   let best: { file: string; size: number } | undefined;
   for (const name of readdirSync(dir)) {

@@ -1,7 +1,9 @@
-// The system under test: queuehub, spawned as `node --import tsx src/main.ts` (one process, so its
-// pid is the hub's) with PORT=0 and a fresh store; its URL comes from the "hub listening" log line.
+// The system under test: queuehub, spawned as `node dist/main.js` (the build `npm start` runs;
+// one process, so its pid is the hub's) with PORT=0 and a fresh store; its URL comes from the
+// "hub listening" log line.
 // Its clients are in queuehub-client.ts.
 
+import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { makeTempDir, REPO_DIR, removeTempDir, spawnServer, TSX_EXEC_ARGV, tcpProbe } from "../proc.js";
@@ -22,7 +24,7 @@ function extraEnv(): Record<string, string> {
 function cpuProfileArgs(name: string, scenario: string): string[] {
   const dir = process.env.BENCH_HUB_CPU_PROF_DIR;
   if (!dir) return [];
-  // One folder per run: the main thread and tsx's loader thread each write a profile into it.
+  // One folder per run (under tsx, its loader thread writes a second, smaller profile there).
   return ["--cpu-prof", `--cpu-prof-dir=${join(dir, `${scenario}-${name}`)}`];
 }
 
@@ -44,15 +46,40 @@ function sqliteDurability(sync: string): { durability: string; disk: string } {
   return { durability: `SQLite, synchronous=${sync.toUpperCase()}`, disk: `sync=${sync}` };
 }
 
+let built = false;
+
+/**
+ * The hub's command line: `node dist/main.js`, the compiled JavaScript `npm start` runs, built
+ * once per benchmark (`scripts/build.mjs`, ~0.5 s when dist/ is up to date); from src/ through
+ * tsx on a tree without that build script.
+ */
+function hubCommand(): { execArgv: string[]; script: string } {
+  const build = join(REPO_DIR, "scripts", "build.mjs");
+  if (!existsSync(build)) {
+    const main = join(REPO_DIR, "src", "main.ts");
+    if (!existsSync(main)) throw new Error(`the hub's entry point ${main} does not exist`);
+    return { execArgv: TSX_EXEC_ARGV, script: main };
+  }
+  if (!built) {
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const result = spawnSync(process.execPath, [build], { cwd: REPO_DIR, env, encoding: "utf8" });
+    if (result.status !== 0) {
+      throw new Error(`npm run build failed:\n${result.stdout ?? ""}${result.stderr ?? ""}`.trim());
+    }
+    built = true;
+  }
+  return { execArgv: [], script: join(REPO_DIR, "dist", "main.js") };
+}
+
 /** Starts one hub process and waits for its "hub listening" line. */
 async function spawnHub(name: string, scenario: string, env: Record<string, string>) {
-  const main = join(REPO_DIR, "src", "main.ts");
-  if (!existsSync(main)) throw new Error(`the hub's entry point ${main} does not exist`);
+  const { execArgv, script } = hubCommand();
   let sync: string | undefined;
   const server = await spawnServer({
     name,
     command: process.execPath,
-    args: [...TSX_EXEC_ARGV, ...cpuProfileArgs(name, scenario), main],
+    args: [...execArgv, ...cpuProfileArgs(name, scenario), script],
     env: { PORT: "0", HUB_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
     timeoutMs: 30000,
     ready: (line) => {
