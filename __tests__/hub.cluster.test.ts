@@ -65,15 +65,22 @@ describeRedis("Socket.IO across hubs", () => {
 });
 
 describeRedis("operator views across hubs", () => {
-  test("GET /clients and /namespaces on one hub count the clients connected to every hub", async () => {
+  test("GET /clients, /namespaces and the queue-depth metric on one hub count what every hub has", async () => {
     const prefix = `${RUN}:views:`;
     const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix };
     const a = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
     const b = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
     try {
-      await a.client("/caps", { clientId: "on-a" });
+      const onA = await a.client("/caps", { clientId: "on-a" });
       await b.client("/caps", { clientId: "on-b" });
       await b.client("/orders", { clientId: "elsewhere" });
+      // Queue depth is the store's count: a publish through hub A shows on hub B's /metrics.
+      expect(await onA.request("publish", { event: "e", payload: 1, to: "offline" })).toMatchObject({
+        ok: true,
+      });
+      expect(await (await fetch(`${b.url}/metrics`)).text()).toContain(
+        'queuehub_queue_depth{ns="/caps"} 1\n',
+      );
       const clients = await (await fetch(`${a.url}/clients?ns=caps`)).json();
       expect(clients.partial).toBeUndefined();
       expect(clients.clients.map((c: { clientId: string }) => c.clientId).sort()).toEqual(["on-a", "on-b"]);

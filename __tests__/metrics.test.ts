@@ -59,7 +59,8 @@ test("a scrape has the counters, latency histogram, gauges, and process and even
   expect(m.get('queuehub_refused_total{code="RATE_LIMITED"}')).toBe(0);
   expect(m.get("queuehub_connections")).toBe(2);
   expect(m.get("queuehub_in_flight")).toBe(1);
-  expect(m.get("queuehub_queue_depth")).toBe(1);
+  expect(m.get('queuehub_queue_depth{ns="/caps"}')).toBe(1);
+  expect(m.get('queuehub_dead_letters{ns="/caps"}')).toBe(0);
   // One first delivery observed, well under a minute after its publish.
   expect(m.get("queuehub_delivery_latency_seconds_count")).toBe(1);
   expect(m.get('queuehub_delivery_latency_seconds_bucket{le="60"}')).toBe(1);
@@ -78,7 +79,7 @@ test("a scrape has the counters, latency histogram, gauges, and process and even
   m = await scrape(ctx.url);
   expect(m.get("queuehub_acked_total")).toBe(1);
   expect(m.get("queuehub_in_flight")).toBe(0);
-  expect(m.get("queuehub_queue_depth")).toBe(0);
+  expect(m.get('queuehub_queue_depth{ns="/caps"}') ?? 0).toBe(0);
   sub.close();
   let connections = 2;
   const deadline = Date.now() + 3000;
@@ -88,7 +89,7 @@ test("a scrape has the counters, latency histogram, gauges, and process and even
   expect(connections).toBe(1);
 });
 
-test("queue depth follows fan-out, acks and unsubscribes, and starts from the store's backlog", async () => {
+test("queue depth is the store's count per namespace: fan-out, acks, unsubscribes, and the backlog a new hub finds", async () => {
   const file = join(dir, "depth.db");
   const first = await hub({}, SqliteStore.open({ file, sync: "normal" }));
   const pub = await first.client("/", { clientId: "pub" });
@@ -97,27 +98,27 @@ test("queue depth follows fan-out, acks and unsubscribes, and starts from the st
     await c.request("subscribe", { event: id === "c" ? "other" : "e" });
     c.close();
   }
-  // Two subscribers of "e": 2 entries per message; a batch alike, and one addressed by `to`.
+  // Two subscribers of "e": 2 entries per message; one more addressed by `to`.
   await pub.request("e", 1);
   await pub.request("publish", [
     { event: "e", payload: 2 },
     { event: "e", payload: 3 },
   ]);
   await pub.request("publish", { event: "e", payload: 4, to: ["c"] });
-  expect((await scrape(first.url)).get("queuehub_queue_depth")).toBe(7);
+  expect((await scrape(first.url)).get('queuehub_queue_depth{ns="/"}')).toBe(7);
   await first.close();
   contexts.splice(0);
 
   // A new hub on the same file starts from the backlog it finds.
   const second = await hub({}, SqliteStore.open({ file, sync: "normal" }));
-  expect((await scrape(second.url)).get("queuehub_queue_depth")).toBe(7);
+  expect((await scrape(second.url)).get('queuehub_queue_depth{ns="/"}')).toBe(7);
   const a = await second.client("/", { clientId: "a" });
   await a.received(3);
   expect(await a.ackAll()).toBe(3);
-  expect((await scrape(second.url)).get("queuehub_queue_depth")).toBe(4);
+  expect((await scrape(second.url)).get('queuehub_queue_depth{ns="/"}')).toBe(4);
   const b = await second.client("/", { clientId: "b" });
   expect(await b.request("unsubscribe", { event: "e" })).toEqual({ ok: true });
-  expect((await scrape(second.url)).get("queuehub_queue_depth")).toBe(1);
+  expect((await scrape(second.url)).get('queuehub_queue_depth{ns="/"}')).toBe(1);
 });
 
 test("two hubs in one process keep their metrics apart", async () => {

@@ -40,7 +40,7 @@ import {
 } from "./protocol.js";
 import { QueueCore } from "./queue.js";
 import { openStore } from "./store/index.js";
-import type { QueueStore } from "./store/store.js";
+import type { NamespaceSummary, Page, QueueStore } from "./store/store.js";
 import { TokenVerifier } from "./token.js";
 
 export type { ConnectedClient } from "./cluster.js";
@@ -230,9 +230,9 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     metrics.register(resolved.registry, {
       connections,
       inFlight: () => core.inFlight(),
-      queueDepth: () => core.depth(),
+      namespaces: () => allNamespaces(store),
+      log,
     });
-    await core.countBacklog();
   } catch (err) {
     core.close();
     cluster?.close();
@@ -327,4 +327,16 @@ function clusterOf(
   // No peers to tell, but the core polls as in a cluster.
   core.peers = { wake() {}, takeover() {} };
   return null;
+}
+
+/** Every namespace's counts, page by page (the store keeps them per namespace). */
+async function allNamespaces(store: QueueStore): Promise<NamespaceSummary[]> {
+  const all: NamespaceSummary[] = [];
+  let after: string | null = null;
+  do {
+    const page: Page<NamespaceSummary> = await store.namespaces({ limit: 1000, after });
+    all.push(...page.items);
+    after = page.next;
+  } while (after !== null);
+  return all;
 }

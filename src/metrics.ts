@@ -1,9 +1,11 @@
 // Prometheus metrics through prom-client. Each hub registers on a registry of its own by default
 // (never prom-client's global one, so two hubs in one process do not clash), or on one the host
 // passes in. Counters are counted where things happen; gauges are read at scrape time from values
-// the hub keeps anyway, so a scrape never walks the queues.
+// the hub keeps, and from the counts the store keeps per namespace: a scrape never walks the queues.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import type { Logger } from "./log.js";
 import { ERROR_CODES } from "./protocol.js";
+import type { NamespaceSummary } from "./store/store.js";
 
 /** What the gauges read at scrape time: cheap values the hub keeps. */
 export interface GaugeSources {
@@ -11,8 +13,9 @@ export interface GaugeSources {
   connections(): number;
   /** Deliveries sent and not yet acked, over every connection. */
   inFlight(): number;
-  /** Entries in every queue (see QueueCore.depth). */
-  queueDepth(): number;
+  /** The store's counts per namespace (an aggregate it keeps, not a read of every queue). */
+  namespaces(): Promise<NamespaceSummary[]>;
+  log: Logger;
 }
 
 export class HubMetrics {
@@ -101,11 +104,41 @@ export class HubMetrics {
       "Deliveries sent and not yet acked, over every connection.",
       sources.inFlight,
     );
-    gauge(
-      "queuehub_queue_depth",
-      "Entries in every queue, acked or expired ones gone: the store's count at start, then what this hub stored and removed.",
-      sources.queueDepth,
-    );
+    // One read of the store's counts serves both gauges (a registry collects its metrics at once,
+    // so the second joins the first's read). A store that cannot answer (Redis down) leaves them
+    // empty for this scrape rather than failing it.
+    let reading: Promise<void> | null = null;
+    const readNamespaces = () => {
+      reading ??= (async () => {
+        depth.reset();
+        dead.reset();
+        try {
+          for (const summary of await sources.namespaces()) {
+            depth.set({ ns: summary.ns }, summary.pending);
+            dead.set({ ns: summary.ns }, summary.deadLetters);
+          }
+        } catch (err) {
+          sources.log.debug({ err }, "metrics: the store's counts could not be read");
+        }
+      })().finally(() => {
+        reading = null;
+      });
+      return reading;
+    };
+    const depth = new Gauge({
+      name: "queuehub_queue_depth",
+      help: "Entries in the namespace's queues, in flight or not (the store's count, shared by a cluster's hubs).",
+      labelNames: ["ns"],
+      registers: [registry],
+      collect: readNamespaces,
+    });
+    const dead = new Gauge({
+      name: "queuehub_dead_letters",
+      help: "Dead letters kept in the namespace (the store's count).",
+      labelNames: ["ns"],
+      registers: [registry],
+      collect: readNamespaces,
+    });
     if (!registry.getSingleMetric("process_cpu_seconds_total")) collectDefaultMetrics({ register: registry });
   }
 

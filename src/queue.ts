@@ -10,10 +10,8 @@ import {
   type ClaimResult,
   clientQueue,
   isGroupQueue,
-  type NamespaceSummary,
   type NewMessage,
   nsKey,
-  type Page,
   publisherScope,
   type QueueName,
   type QueueStore,
@@ -93,13 +91,6 @@ export class QueueCore {
   private readonly timer: NodeJS.Timeout;
   private lastSweep = Date.now();
   private lastPoll = Date.now();
-
-  /**
-   * Entries in every queue as this hub counts them: the store's count at start (countBacklog),
-   * then what it stored and removed since. Exact on one hub (batches that mix events or recipients
-   * count at most what they stored); in a cluster each hub counts its own traffic only.
-   */
-  private entries = 0;
 
   constructor(
     private readonly store: QueueStore,
@@ -181,7 +172,7 @@ export class QueueCore {
 
   async unsubscribe(ns: string, clientId: string, events: string[]): Promise<Reply<object>> {
     return this.guard(async () => {
-      this.entries -= await this.store.unsubscribe(ns, clientId, events);
+      await this.store.unsubscribe(ns, clientId, events);
       await this.refreshClient(ns, clientId);
       return { ok: true };
     });
@@ -241,7 +232,6 @@ export class QueueCore {
       if (!result.duplicate) {
         this.metrics.published.inc(messages.length);
         this.metrics.dropped.inc(result.dropped);
-        this.entries += entriesStored(items, result.queues.length) - result.dropped;
         if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
         this.wake(ns, result.queues);
       }
@@ -265,7 +255,6 @@ export class QueueCore {
     const reply = this.guard(async () => {
       const removed = messageIds.length ? await this.store.ack(ns, clientId, messageIds) : [];
       this.metrics.acked.inc(removed.length);
-      this.entries -= removed.length;
       return { ok: true as const, removed: removed.length };
     });
     for (const conn of new Set(freed.map((f) => f.conn))) if (conn.active) void this.pump(conn);
@@ -307,22 +296,6 @@ export class QueueCore {
     clearInterval(this.timer);
   }
 
-  /** Starts the queue-depth count from what the store holds (once, before serving). */
-  async countBacklog(): Promise<void> {
-    // The store keeps counts per namespace: a page of them, not a read of every queue.
-    let after: string | null = null;
-    do {
-      const page: Page<NamespaceSummary> = await this.store.namespaces({ limit: 1000, after });
-      for (const ns of page.items) this.entries += ns.pending;
-      after = page.next;
-    } while (after !== null);
-  }
-
-  /** Entries in every queue, as this hub counts them. */
-  depth(): number {
-    return Math.max(0, this.entries);
-  }
-
   /** Deliveries sent and not yet acked, over every connection of this hub. */
   inFlight(): number {
     let n = 0;
@@ -333,8 +306,6 @@ export class QueueCore {
   /** Moves dead letters back to their queues and wakes their consumers. Returns the queues touched. */
   async requeueDead(ns: string, messageIds: string[]): Promise<QueueName[]> {
     const queues = await this.store.requeueDead(ns, messageIds);
-    // One queue per dead letter: at most one entry per id came back.
-    if (queues.length) this.entries += messageIds.length;
     this.wake(ns, queues);
     return queues;
   }
@@ -468,12 +439,10 @@ export class QueueCore {
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {
     if (expired) {
       this.metrics.expired.inc(expired);
-      this.entries -= expired;
       this.log.info({ ns, queue, expired }, "expired messages removed");
     }
     if (deadLettered) {
       this.metrics.deadLettered.inc(deadLettered);
-      this.entries -= deadLettered;
       this.log.warn({ ns, queue, deadLettered }, "messages moved to dead letters");
     }
   }
@@ -502,7 +471,6 @@ export class QueueCore {
       this.store.sweep(now).then(
         (removed) => {
           this.metrics.expired.inc(removed);
-          this.entries -= removed;
           if (removed) this.log.info({ removed }, "expired messages swept");
         },
         (err) => this.log.warn({ err }, "sweep failed"),
@@ -581,14 +549,4 @@ export class QueueCore {
       return this.refuse(failure("UNAVAILABLE", "the store cannot write now: nothing was stored, retry"));
     }
   }
-}
-
-/** Queue entries a stored publish made: exact unless a batch mixes targets (then at most). */
-function entriesStored(items: ParsedPublish[], queues: number): number {
-  const target = (item: ParsedPublish) =>
-    `${item.event}\u0000${item.room ?? ""}\u0000${String(item.to ?? "")}`;
-  const first = items[0];
-  if (first === undefined || items.every((item) => target(item) === target(first)))
-    return items.length * queues;
-  return items.reduce((n, item) => n + Math.min(queues, item.to?.length ?? queues), 0);
 }
