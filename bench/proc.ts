@@ -8,6 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import type { ServerHandle } from "./types.js";
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = dirname(BENCH_DIR);
@@ -380,4 +381,25 @@ export async function spawnTsServer(
       }
     },
   });
+}
+
+/**
+ * Starts one of the benchmark's own servers (`bench/servers/<file>`) as a system's server:
+ * `describe` gets the URL it listens on.
+ */
+export async function startBenchServer(
+  name: string,
+  file: string,
+  describe: (url: string) => string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ServerHandle> {
+  const server = await spawnTsServer(name, join(BENCH_DIR, "servers", file), env);
+  return {
+    endpoint: { url: server.ready },
+    pid: server.pid,
+    owned: true,
+    describe: describe(server.ready),
+    stop: server.stop,
+    logTail: server.logTail,
+  };
 }

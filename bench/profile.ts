@@ -7,7 +7,6 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { REPO_DIR } from "./proc.js";
-import type { ResultRow } from "./scenarios.js";
 import type { ScenarioName } from "./types.js";
 
 interface CallFrame {
@@ -166,41 +165,50 @@ function mainProfile(dir: string): string | undefined {
   return best?.file;
 }
 
-/**
- * After a scenario ran with --cpu-prof: summarises each hub run's profile (the folders
- * `<scenario>-<hub>` that bench/systems/queuehub.ts names), prints the top of it and writes the
- * whole summary as summary.txt beside the profile.
- */
-export function printProfiles(
-  scenario: ScenarioName,
-  rows: ResultRow[],
-  paint: { bold(t: string): string; dim(t: string): string },
-): void {
-  const hubs = process.env.BENCH_HUB_CPU_PROF_DIR;
-  if (hubs) printHubProfiles(hubs, scenario, rows, paint);
-  const clients = process.env.BENCH_CLIENT_CPU_PROF_DIR;
-  if (clients) printClientProfiles(clients, scenario, paint);
-}
-
-/** The load processes of a scenario (folders `<scenario>-<system>-<role>`): how busy, and on what. */
-function printClientProfiles(
+/** The runs of a scenario under `root` (folders `<scenario>-...`), each main profile summarised into summary.txt beside it. */
+function summarizeRuns(
   root: string,
   scenario: ScenarioName,
-  paint: { bold(t: string): string; dim(t: string): string },
-): void {
+): { name: string; file: string; summary: ProfileSummary }[] {
   let folders: string[];
   try {
     folders = readdirSync(root).filter((name) => name.startsWith(`${scenario}-`));
   } catch {
-    return;
+    return [];
   }
-  if (!folders.length) return;
-  console.log(`\n${paint.bold(`cpu profiles of the load processes, ${scenario}`)}`);
+  const runs: { name: string; file: string; summary: ProfileSummary }[] = [];
   for (const folder of folders.sort()) {
     const file = mainProfile(join(root, folder));
     if (!file) continue;
     const summary = summarizeProfileFile(file, 25);
     writeFileSync(join(root, folder, "summary.txt"), `${summary.text}\n`);
+    runs.push({ name: folder.slice(scenario.length + 1), file, summary });
+  }
+  return runs;
+}
+
+type Paint = { bold(t: string): string; dim(t: string): string };
+
+/**
+ * After a scenario ran with --cpu-prof and/or --cpu-prof-clients: summarises each hub run's
+ * profile (the folders `<scenario>-<hub>` that bench/systems/queuehub.ts names) and prints the top
+ * of it, then one line per load process (`clients/<scenario>-<system>-<role>`): how busy, and on what.
+ */
+export function printProfiles(scenario: ScenarioName, paint: Paint): void {
+  const hubs = process.env.BENCH_HUB_CPU_PROF_DIR;
+  for (const run of hubs ? summarizeRuns(hubs, scenario) : []) {
+    const brief = {
+      ...run.summary,
+      functions: run.summary.functions.slice(0, 10),
+      places: run.summary.places.slice(0, 8),
+    };
+    console.log(`\n${paint.bold(`cpu profile, ${scenario} › ${run.name}`)}`);
+    console.log(paint.dim(render(brief, relative(process.cwd(), run.file))));
+  }
+  const clients = process.env.BENCH_CLIENT_CPU_PROF_DIR;
+  const loads = clients ? summarizeRuns(clients, scenario) : [];
+  if (loads.length) console.log(`\n${paint.bold(`cpu profiles of the load processes, ${scenario}`)}`);
+  for (const { name, summary } of loads) {
     const busy = summary.busyMs / Math.max(1, summary.totalMs);
     const top3 = summary.functions
       .slice(0, 3)
@@ -208,38 +216,8 @@ function printClientProfiles(
       .join(", ");
     console.log(
       paint.dim(
-        `  ${folder.slice(scenario.length + 1).padEnd(32)} busy ${(busy * 100).toFixed(0).padStart(3)}% of ${(summary.totalMs / 1000).toFixed(1)} s; top: ${top3}`,
+        `  ${name.padEnd(32)} busy ${(busy * 100).toFixed(0).padStart(3)}% of ${(summary.totalMs / 1000).toFixed(1)} s; top: ${top3}`,
       ),
     );
-  }
-}
-
-function printHubProfiles(
-  root: string,
-  scenario: ScenarioName,
-  rows: ResultRow[],
-  paint: { bold(t: string): string; dim(t: string): string },
-): void {
-  let folders: string[];
-  try {
-    folders = readdirSync(root).filter((name) => name.startsWith(`${scenario}-`));
-  } catch {
-    return;
-  }
-  const ran = new Set(rows.map((r) => r.system));
-  for (const folder of folders.sort()) {
-    const system = folder.slice(scenario.length + 1);
-    if (!ran.has(system) && !system.startsWith("queuehub-redis")) continue;
-    const file = mainProfile(join(root, folder));
-    if (!file) continue;
-    const summary = summarizeProfileFile(file, 25);
-    writeFileSync(join(root, folder, "summary.txt"), `${summary.text}\n`);
-    const brief = {
-      ...summary,
-      functions: summary.functions.slice(0, 10),
-      places: summary.places.slice(0, 8),
-    };
-    console.log(`\n${paint.bold(`cpu profile, ${scenario} › ${system}`)}`);
-    console.log(paint.dim(render(brief, relative(process.cwd(), file))));
   }
 }

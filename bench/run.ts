@@ -47,8 +47,9 @@ Scenarios (--scenario, default all):
                processes: server memory per client, then --messages through 1 → 1 while they stay
 
 Options:
-  --scenario NAME[,NAME]   throughput|fanout|backlog|connections|all (default all)
-  --systems A,B,...        ${SYSTEM_NAMES.join(", ")}
+  --scenario NAME[,NAME]   ${SCENARIOS.join("|")}|all (default all)
+  --systems A,B,...        ${SYSTEM_NAMES.slice(0, 4).join(", ")},
+                           ${SYSTEM_NAMES.slice(4).join(", ")}
                            (default: each scenario's own list, see bench/README.md; "queuehub" and
                            "baselines" = the scenario's default systems of each kind)
   --messages N             messages per run; sets every scenario's count unless its own flag is given
@@ -75,7 +76,8 @@ Options:
                            self-time functions of each (also written as summary.txt beside)
   --cpu-prof-clients       the same for the load processes (publishers, subscribers), into
                            .../profiles/<date>/clients/: a client busy near 100% means the
-                           harness, not the system, sets the pace
+                           harness, not the system, sets the pace (not with --smoke, whose
+                           load processes serve several runs)
   --profile-summary FILE   print the top self-time functions of a .cpuprofile, then exit
   --chart FILE.json        draw the chart of a saved run (FILE.svg), then exit
   --smoke                  CI check that everything still works, in seconds: tiny counts, several
@@ -649,7 +651,7 @@ async function main(): Promise<number> {
     const targets = targetsFor(scenario, ratios, rows);
     results[scenario] = { rows, ratios, targets };
     printScenario(scenario, opts, rows, ratios, targets, paint);
-    if (cli.cpuProf || cli.cpuProfClients) printProfiles(scenario, rows, paint);
+    if (cli.cpuProf || cli.cpuProfClients) printProfiles(scenario, paint);
   }
 
   await pool.drain();

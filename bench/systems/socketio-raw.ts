@@ -3,10 +3,9 @@
 // acks each message end to end (subscriber → server → publisher). No queue: an offline client
 // gets nothing, so the backlog scenario does not apply.
 
-import { join } from "node:path";
 import { io, type Socket } from "socket.io-client";
 import { decode } from "../payload.js";
-import { BENCH_DIR, sleep, spawnTsServer } from "../proc.js";
+import { sleep, startBenchServer } from "../proc.js";
 import type { BenchPayload, ClientDriver, Endpoint, SystemDef } from "../types.js";
 
 /** Bytes the publisher lets the WebSocket buffer before it waits (fire-and-forget pacing). */
@@ -91,17 +90,14 @@ function system(name: string, ack: boolean): SystemDef {
     disk: "none",
     hasQueue: false,
     async start() {
-      const server = await spawnTsServer(name, join(BENCH_DIR, "servers", "socketio-raw-server.ts"), {
-        BENCH_ACK: ack ? "1" : "0",
-      });
-      return {
-        endpoint: { url: server.ready },
-        pid: server.pid,
-        owned: true,
-        describe: `bare Socket.IO server process at ${server.ready}`,
-        stop: server.stop,
-        logTail: server.logTail,
-      };
+      return startBenchServer(
+        name,
+        "socketio-raw-server.ts",
+        (url) => `bare Socket.IO server process at ${url}`,
+        {
+          BENCH_ACK: ack ? "1" : "0",
+        },
+      );
     },
     client: client(ack),
   };

@@ -4,8 +4,7 @@
 // drives queuehub, so the only difference between the two rows is the server. No queue: the backlog
 // scenario does not apply.
 
-import { join } from "node:path";
-import { BENCH_DIR, spawnTsServer } from "../proc.js";
+import { startBenchServer } from "../proc.js";
 import type { SystemDef } from "../types.js";
 import { queuehubClient } from "./queuehub-client.js";
 
@@ -15,18 +14,11 @@ export const socketioRelay: SystemDef = {
   disk: "none",
   hasQueue: false,
   async start() {
-    const server = await spawnTsServer(
+    return startBenchServer(
       "socketio-relay",
-      join(BENCH_DIR, "servers", "socketio-relay-server.ts"),
+      "socketio-relay-server.ts",
+      (url) => `bare Socket.IO relay process at ${url}`,
     );
-    return {
-      endpoint: { url: server.ready },
-      pid: server.pid,
-      owned: true,
-      describe: `bare Socket.IO relay process at ${server.ready}`,
-      stop: server.stop,
-      logTail: server.logTail,
-    };
   },
   client: queuehubClient,
 };
