@@ -263,7 +263,7 @@ describeRedis("hub process through a Redis outage", () => {
     await privateRedis?.stop();
   }, 15_000);
 
-  it("refuses publishes and acks while Redis is down, says unhealthy, and recovers by itself", async () => {
+  it("refuses publishes and acks while Redis is down, says degraded, and recovers by itself", async () => {
     privateRedis = new PrivateRedis(await freePort());
     await privateRedis.start();
     const hub = await spawnHub(hubEnv(privateRedis.url, `${RUN}:outage:`));
@@ -298,7 +298,7 @@ describeRedis("hub process through a Redis outage", () => {
     expect(await http.json()).toMatchObject({ ok: false, error: { code: "UNAVAILABLE" } });
     expect(await getJson(`${hub.url}/healthz`)).toMatchObject({
       status: 503,
-      body: { ok: false, status: "unhealthy" },
+      body: { ok: false, status: "degraded" },
     });
     expect(hub.alive()).toBe(true);
 

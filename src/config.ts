@@ -20,6 +20,8 @@ export interface HubConfig {
   sync: SyncLevel;
   /** Longest wait before a group commit; 0 commits at the end of the current event-loop turn. @default 0 */
   flushMs: number;
+  /** MiB kept free beside the SQLite file, given back when the disk fills so that acks still drain. @default 32 */
+  dbReserveMb: number;
   /** @default "redis://127.0.0.1:6379" */
   redisUrl: string;
   /** @default "queuehub:" */
@@ -60,6 +62,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   db: "./data/hub.db",
   sync: "normal",
   flushMs: 0,
+  dbReserveMb: 32,
   redisUrl: "redis://127.0.0.1:6379",
   redisPrefix: "queuehub:",
   secret: null,
@@ -126,6 +129,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     db: read("HUB_DB") ?? d.db,
     sync: oneOf("HUB_SYNC", ["off", "normal", "full"], d.sync),
     flushMs: int("HUB_FLUSH_MS", d.flushMs),
+    dbReserveMb: int("HUB_DB_RESERVE_MB", d.dbReserveMb),
     redisUrl: read("REDIS_URL") ?? d.redisUrl,
     redisPrefix: read("HUB_REDIS_PREFIX") ?? d.redisPrefix,
     secret: read("HUB_SECRET") ?? d.secret,

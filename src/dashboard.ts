@@ -10,7 +10,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2330; background: #f7f8fa; }
   h1 { font-size: 1.3rem; margin: 0 0 .25rem; } h2 { font-size: 1rem; margin: 1.5rem 0 .5rem; }
   .status { display: inline-block; padding: .1rem .5rem; border-radius: 1rem; color: #fff; background: #888; }
-  .healthy { background: #1f8a4c; } .unhealthy { background: #c0392b; }
+  .healthy { background: #1f8a4c; } .degraded { background: #c0392b; }
   table { border-collapse: collapse; width: 100%; background: #fff; }
   th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #e3e6ea; font-variant-numeric: tabular-nums; }
   th { background: #eef0f3; font-weight: 600; } .empty { color: #888; font-style: italic; }

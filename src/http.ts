@@ -67,7 +67,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     return send(res, healthy ? 200 : 503, {
       ok: healthy,
       store: deps.config.store,
-      status: healthy ? "healthy" : "unhealthy",
+      status: healthy ? "healthy" : "degraded",
       connections: deps.connections(),
     });
   }

@@ -10,7 +10,12 @@ export async function openStore(config: HubConfig): Promise<QueueStore> {
       return new MemoryStore();
     case "sqlite": {
       const { SqliteStore } = await import("./sqlite/index.js");
-      return SqliteStore.open({ file: config.db, sync: config.sync, flushIntervalMs: config.flushMs });
+      return SqliteStore.open({
+        file: config.db,
+        sync: config.sync,
+        flushIntervalMs: config.flushMs,
+        reserveBytes: config.dbReserveMb * 1024 * 1024,
+      });
     }
     case "redis": {
       const { RedisStore } = await import("./redis/index.js");

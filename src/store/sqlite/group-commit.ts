@@ -21,6 +21,8 @@ export interface BatchHooks {
   beforeCommit(): void;
   /** After each commit. */
   afterCommit(): void;
+  /** Once the batch is over, outside any transaction: SQLite refused a write of it (disk full, I/O error). */
+  storageFailed(err: unknown): void;
 }
 
 export interface GroupCommitOptions {
@@ -146,7 +148,7 @@ export class GroupCommit {
     if (batch.length === 0) return;
     const outcomes: Outcome[] = [];
     let failure: { cause: unknown } | undefined;
-    let opFailed = false;
+    let opFailed: unknown;
     try {
       this.t.begin.run();
       for (const op of batch) {
@@ -163,7 +165,7 @@ export class GroupCommit {
           if (!this.db.inTransaction) throw err;
           this.t.rollbackTo.run();
           this.t.release.run();
-          if (!(err instanceof StoreError) && sqliteCode(err)) opFailed = true;
+          if (!(err instanceof StoreError) && sqliteCode(err)) opFailed ??= err;
           outcomes.push({ ok: false, error: this.opError(err) });
         }
       }
@@ -184,11 +186,13 @@ export class GroupCommit {
     }
     if (failure !== undefined) {
       this.failingFlag = true;
+      this.hooks.storageFailed(failure.cause);
       const error = unavailable(this.file, failure.cause, "write", "nothing of this batch was stored");
       for (const op of batch) op.reject(error);
       return;
     }
-    this.failingFlag = opFailed;
+    this.failingFlag = opFailed !== undefined;
+    if (opFailed !== undefined) this.hooks.storageFailed(opFailed);
     batch.forEach((op, i) => {
       const outcome = outcomes[i] as Outcome;
       if (outcome.ok) op.resolve(outcome.value);

@@ -7,6 +7,9 @@ import type { SyncLevel } from "../../config.js";
 import { describe, SetupError, sqliteCode } from "./errors.js";
 import { ensureSchema } from "./schema.js";
 
+/** WAL pages after which SQLite checkpoints (a smaller reserve lowers it: see SqliteStore). */
+export const WAL_CHECKPOINT_PAGES = 4000;
+
 /** Codes (or their prefixes) of SQLite errors that say the file cannot be used as it is. */
 const CORRUPT = ["SQLITE_NOTADB", "SQLITE_CORRUPT"];
 const UNWRITABLE = ["SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM", "SQLITE_FULL"];
@@ -88,7 +91,7 @@ function prepareDatabase(db: Database.Database, sync: SyncLevel, memory: boolean
   db.pragma("journal_size_limit = 67108864");
   // Checkpoint every ~16 MiB of WAL instead of ~4 MiB: hot pages (index tails, queue rows) are
   // copied back once per checkpoint instead of four times (+5-8% on enqueue and ack here).
-  db.pragma("wal_autocheckpoint = 4000");
+  db.pragma(`wal_autocheckpoint = ${WAL_CHECKPOINT_PAGES}`);
   const check = db.pragma("quick_check", { simple: true });
   if (check !== "ok") {
     const err = new Error(`quick_check: ${String(check)}`) as Error & { code: string };

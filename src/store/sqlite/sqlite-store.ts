@@ -61,10 +61,11 @@ import {
   StoreError,
   type Subscription,
 } from "../store.js";
-import { closedError } from "./errors.js";
+import { SpaceReserve } from "./disk-space.js";
+import { closedError, sqliteCode } from "./errors.js";
 import { GroupCommit } from "./group-commit.js";
 import { NamespaceCounts } from "./namespace-counts.js";
-import { openDatabase } from "./open.js";
+import { openDatabase, WAL_CHECKPOINT_PAGES } from "./open.js";
 import type { DeadSource } from "./schema.js";
 import {
   CACHE_MESSAGES,
@@ -90,7 +91,17 @@ export interface SqliteStoreOptions {
   cacheMessages?: number;
   /** Segments one step of a long operation (unsubscribe, count, drop-oldest) reads at most. @default 500 */
   stepSegments?: number;
+  /**
+   * Bytes kept in a reserve file beside the database (`<file>-reserve`), given back when the disk
+   * fills; the WAL is checkpointed before it grows past half of it. @default 0 (the hub passes HUB_DB_RESERVE_MB)
+   */
+  reserveBytes?: number;
 }
+
+/** Free space, beyond twice the reserve, that ends the disk-full state. */
+const RECOVERY_MARGIN = 1024 * 1024;
+/** How often, at most, a store in the disk-full state looks for free space. */
+const RECOVERY_EVERY_MS = 1000;
 
 /** Expired or dead-lettered entries one claim removes at most, so that no operation runs long. */
 const CLAIM_REMOVALS_MAX = 2_000;
@@ -143,6 +154,10 @@ export class SqliteStore implements QueueStore {
   private readonly counts: NamespaceCounts;
   private readonly stepSegments: number;
   private legacyKeys: LegacyKeys | undefined;
+  private readonly reserve: SpaceReserve;
+  /** The disk is full: publishes are refused, claims and acks drain the queues (see diskFull). */
+  private diskIsFull = false;
+  private lastRecovery = 0;
   /**
    * queues.id → claim cursor: every member of the queue's segments up to id `after` is leased
    * (or gone), and the first of those leases runs out at `until`. Claims start after it instead
@@ -176,8 +191,25 @@ export class SqliteStore implements QueueStore {
         this.counts.forget(batch);
       },
       beforeCommit: () => this.counts.flush(),
-      afterCommit: () => this.segments.trimCaches(),
+      afterCommit: () => {
+        this.segments.trimCaches();
+        // While the disk is full every commit gives its WAL space back at once.
+        if (this.diskIsFull) this.truncateWal();
+      },
+      storageFailed: (err) => {
+        if (sqliteCode(err)?.startsWith("SQLITE_FULL")) this.diskFull();
+      },
     });
+    const reserveBytes = file === ":memory:" ? 0 : Math.max(0, Math.floor(opts.reserveBytes ?? 0));
+    this.reserve = new SpaceReserve(`${file}-reserve`, reserveBytes);
+    if (reserveBytes > 0) {
+      // A checkpoint copies the WAL's new pages into the file: the reserve must hold them.
+      const pageSize = database.pragma("page_size", { simple: true }) as number;
+      const pages = Math.max(64, Math.min(WAL_CHECKPOINT_PAGES, Math.floor(reserveBytes / 2 / pageSize)));
+      database.pragma(`wal_autocheckpoint = ${pages}`);
+    }
+    // Opened on a full disk: it starts draining only.
+    if (!this.reserve.make()) this.diskIsFull = true;
     const legacy = database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dedup_v3'");
     if (legacy.get() !== undefined) {
       this.legacyKeys = {
@@ -248,6 +280,7 @@ export class SqliteStore implements QueueStore {
 
   enqueue(req: EnqueueRequest): Promise<EnqueueResult> {
     if (this.batch.closed) return Promise.reject(closedError(this.file));
+    if (this.diskIsFull && !this.recover()) return Promise.reject(this.fullError("publish"));
     // Serialised once per message here, outside the transaction, whatever the fan-out.
     let messages: NewMessage[];
     let texts: string[];
@@ -354,6 +387,7 @@ export class SqliteStore implements QueueStore {
   }
 
   requeueDead(ns: string, messageIds: string[]): Promise<QueueName[]> {
+    if (this.diskIsFull && !this.recover()) return Promise.reject(this.fullError("requeue"));
     return this.batch.write(() => {
       const queues = new Set<QueueName>();
       if (messageIds.length === 0) return [];
@@ -596,15 +630,24 @@ export class SqliteStore implements QueueStore {
     });
   }
 
-  /** Writes a probe row through the batch: true when it commits and no write is failing. */
+  /**
+   * Writes a probe row through the batch: true when it commits, no write is failing and the disk
+   * is not full (a full disk is looked at again here, at most once a second).
+   */
   async healthy(): Promise<boolean> {
     if (this.batch.closed) return false;
+    if (this.diskIsFull && !this.recover()) return false;
     try {
       await this.batch.write(() => this.s.probe.run(Date.now()));
-      return !this.batch.failing;
+      return !this.batch.failing && !this.diskIsFull;
     } catch {
       return false;
     }
+  }
+
+  /** True while the disk is full: publishes refused, the queues draining. */
+  get full(): boolean {
+    return this.diskIsFull;
   }
 
   /** Commits the writes still queued, then closes the file. Closing twice is harmless. */
@@ -617,6 +660,54 @@ export class SqliteStore implements QueueStore {
   /** One namespace, or every namespace from `from` on (a view over all of them reads each in turn). */
   private namespacesFrom(ns: string | undefined, from: string): string[] {
     return ns !== undefined ? [ns] : (this.s.namespacesFrom.all(from) as string[]);
+  }
+
+  // ---- a full disk ------------------------------------------------------------------------------
+
+  /**
+   * SQLite could not write for want of space. The reserve goes back to the disk and the WAL is
+   * checkpointed and truncated, so that claims and acks (which free space in the file) commit
+   * again; publishes are refused until the disk has room for the reserve again (recover).
+   */
+  private diskFull() {
+    this.reserve.release();
+    this.truncateWal();
+    this.diskIsFull = true;
+    this.lastRecovery = 0;
+  }
+
+  private truncateWal() {
+    try {
+      this.database.pragma("wal_checkpoint(TRUNCATE)");
+    } catch {
+      // Still no room to copy the WAL back: the next commit tries again.
+    }
+  }
+
+  /**
+   * Ends the disk-full state once the disk has room for the reserve twice over (giving the reserve
+   * back frees it once, and the WAL at most half of it again: more than that came from outside),
+   * and makes the reserve again.
+   */
+  private recover(): boolean {
+    const now = Date.now();
+    if (now - this.lastRecovery < RECOVERY_EVERY_MS) return false;
+    this.lastRecovery = now;
+    try {
+      if (this.reserve.freeBytes() < 2 * this.reserve.bytes + RECOVERY_MARGIN) return false;
+    } catch {
+      return false;
+    }
+    if (!this.reserve.make()) return false;
+    this.diskIsFull = false;
+    return true;
+  }
+
+  private fullError(what: string) {
+    return new StoreError(
+      "UNAVAILABLE",
+      `SQLite store ${this.file}: the disk is full; ${what} refused while deliveries and acks drain the queues, retry later`,
+    );
   }
 
   // ---- long operations, in steps -------------------------------------------------------------
