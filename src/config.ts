@@ -1,5 +1,6 @@
 // Configuration is read from the environment once, here, into a typed object.
 // The core never reads process.env. Every name below is in .env.example and the README.
+import { OriginError, parseOrigin } from "./origins.js";
 import { NAMESPACE_PATTERN, toNamespace } from "./protocol.js";
 import type { OverflowPolicy } from "./store/store.js";
 
@@ -52,6 +53,17 @@ export interface HubConfig {
   rateLimit: number;
   /** Idempotency keys are remembered this long. @default 120000 */
   dedupWindowMs: number;
+  /**
+   * Origins of the web pages allowed to connect and to call the HTTP endpoints from a browser
+   * (`https://app.example`; `*` for any). Pages the hub serves itself need no entry.
+   * @default []
+   */
+  corsOrigins: string[];
+  /**
+   * Development only: `POST /dev/token` mints a client token for any clientId (with `secret`, on
+   * a loopback listen address only). @default false
+   */
+  devTokens: boolean;
 }
 
 /** Every setting's default, in one place: parseConfig falls back to these, and so do createHub and attachHub. */
@@ -78,6 +90,8 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   maxBatch: 100,
   rateLimit: 0,
   dedupWindowMs: 120_000,
+  corsOrigins: [],
+  devTokens: false,
 });
 
 export class ConfigError extends Error {
@@ -108,6 +122,13 @@ export function parseConfig(env: Env = process.env): HubConfig {
     }
     return raw as T;
   };
+  const bool = (name: string, fallback: boolean) => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (["1", "true", "yes", "on"].includes(raw)) return true;
+    if (["0", "false", "no", "off"].includes(raw)) return false;
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  };
   const namespaces = read("HUB_NAMESPACES")
     ?.split(",")
     .map((n) => n.trim())
@@ -119,6 +140,11 @@ export function parseConfig(env: Env = process.env): HubConfig {
       }
       return ns;
     });
+  const corsOrigins = (read("HUB_CORS_ORIGINS") ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean)
+    .map((o) => checkOrigin("HUB_CORS_ORIGINS", o));
   const port = int("PORT", HUB_DEFAULTS.port);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
   const d = HUB_DEFAULTS;
@@ -145,7 +171,19 @@ export function parseConfig(env: Env = process.env): HubConfig {
     maxBatch: int("HUB_MAX_BATCH", d.maxBatch, 1),
     rateLimit: int("HUB_RATE_LIMIT", d.rateLimit),
     dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", d.dedupWindowMs, 1),
+    corsOrigins,
+    devTokens: bool("HUB_DEV_TOKENS", d.devTokens),
   };
+}
+
+/** An allowed origin, normalised (`https://app.example`); a ConfigError naming the setting otherwise. */
+export function checkOrigin(setting: string, entry: string): string {
+  try {
+    return parseOrigin(entry);
+  } catch (err) {
+    if (err instanceof OriginError) throw new ConfigError(`${setting}: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Defaults with overrides: what tests and embedders start from. */

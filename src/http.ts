@@ -5,6 +5,7 @@ import type { ConnectedClient } from "./cluster.js";
 import type { HubConfig } from "./config.js";
 import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
+import { answerCors, type OriginPolicy } from "./origins.js";
 import { type ErrorCode, failure, isValidNamespace, type Reply, toNamespace } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
 import { type NamespaceSummary, type PageRequest, type QueueStore, StoreError } from "./store/store.js";
@@ -32,6 +33,8 @@ export interface HttpDeps {
   store: QueueStore;
   log: Logger;
   verifier: TokenVerifier | null;
+  /** Which pages may call the routes from a browser. */
+  origins: OriginPolicy;
   namespaceAllowed(ns: string): boolean;
   connections(): number;
   /** Connected, identified sockets (in one namespace, or all). */
@@ -49,6 +52,7 @@ class HttpError extends Error {
 
 export function createHttpHandler(deps: HttpDeps) {
   return (req: IncomingMessage, res: ServerResponse) => {
+    if (answerCors(deps.origins, req, res)) return;
     route(deps, req, res).catch((err: unknown) => {
       if (err instanceof HttpError) return send(res, err.status, err.reply);
       // A store refusal (a bad cursor, the store cannot write): its code, its status.
@@ -62,6 +66,7 @@ export function createHttpHandler(deps: HttpDeps) {
 async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? "/", "http://hub");
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  if (req.method !== "GET" && req.method !== "HEAD") checkStateChange(deps, req);
   if (req.method === "GET" && url.pathname === "/healthz") {
     const healthy = await deps.store.healthy().catch(() => false);
     return send(res, healthy ? 200 : 503, {
@@ -122,6 +127,26 @@ async function publish(
   const result = await deps.core.publish(ns, null, parsed.value.items);
   if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
   send(res, 200, { ok: true, messageId: result.messageIds[0] });
+}
+
+/**
+ * A request that may change state comes from a page allowed to use the hub (or from no page) and
+ * carries JSON: a foreign page cannot send it through its visitor's browser, not even as one of
+ * the "simple" requests (text/plain, forms) that browsers send cross-site without asking.
+ */
+function checkStateChange(deps: HttpDeps, req: IncomingMessage) {
+  if (!deps.origins.allows(req)) {
+    req.resume();
+    throw new HttpError(403, failure("FORBIDDEN", deps.origins.refusal(req)));
+  }
+  const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json") {
+    req.resume();
+    throw new HttpError(
+      415,
+      failure("INVALID_ARGUMENT", `content-type must be application/json, got ${type ?? "none"}`),
+    );
+  }
 }
 
 async function authorize(deps: HttpDeps, req: IncomingMessage) {

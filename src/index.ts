@@ -7,6 +7,7 @@ export type { LogLevel, StoreKind, SyncLevel } from "./config.js";
 export { ConfigError } from "./config.js";
 export * from "./hub.js";
 export type { LogFields, Logger } from "./log.js";
+export { OriginPolicy } from "./origins.js";
 export { ERROR_CODES } from "./protocol.js";
 export { openStore } from "./store/index.js";
 export { RedisStore, type RedisStoreOptions } from "./store/redis/index.js";

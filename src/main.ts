@@ -12,7 +12,7 @@ Usage: queuehub             (from a clone: npm start; reads the environment and 
 Settings (environment variables; see .env.example and README.md):
   PORT=3000  HUB_HOST=0.0.0.0  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db
   HUB_SYNC=normal|full|off  HUB_FLUSH_MS=0  REDIS_URL  HUB_REDIS_PREFIX=queuehub:
-  HUB_SECRET  HUB_NAMESPACES=caps,orders  LOG_LEVEL=info
+  HUB_SECRET  HUB_NAMESPACES=caps,orders  HUB_CORS_ORIGINS=https://app.example  LOG_LEVEL=info
   HUB_PREFETCH=256  HUB_ACK_TIMEOUT_MS=30000  HUB_MAX_DELIVERIES=10  HUB_MESSAGE_TTL_MS=0
   HUB_MAX_QUEUE_LENGTH=0  HUB_OVERFLOW=reject|drop-oldest  HUB_MAX_PAYLOAD_BYTES=262144
   HUB_MAX_BATCH=100  HUB_RATE_LIMIT=0  HUB_DEDUP_WINDOW_MS=120000

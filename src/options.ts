@@ -5,8 +5,10 @@
 // (checkHostServer): server-wide settings belong to the host, so the hub only warns.
 import { Registry } from "prom-client";
 import type { Server, ServerOptions } from "socket.io";
-import { ConfigError, defaultConfig, type HubConfig } from "./config.js";
+import { admissionChecks, allowRequestOf } from "./admission.js";
+import { ConfigError, checkOrigin, defaultConfig, type HubConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
+import { OriginPolicy } from "./origins.js";
 import { isValidNamespace, toNamespace } from "./protocol.js";
 import type { QueueStore } from "./store/store.js";
 
@@ -62,6 +64,7 @@ export function resolveOptions(options: HubOptions, mode: "create" | "attach"): 
     throw new ConfigError('attachHub: say which namespaces the queue serves, e.g. namespaces: ["/caps"]');
   }
   const config = defaultConfig({ ...settings, namespaces: list?.filter((n) => n !== "/") ?? null });
+  config.corsOrigins = config.corsOrigins.map((origin) => checkOrigin("corsOrigins", origin));
   const fixed = new Set(list ?? []);
   if (mode === "create" || predicate?.("/")) fixed.add("/");
   const onDemand =
@@ -87,8 +90,14 @@ function checkName(name: string): string {
 
 const ONE_MIB = 1024 * 1024;
 
+/** The origins the hub lets pages use it from (`corsOrigins`, and its own). */
+export function originPolicyOf(config: HubConfig): OriginPolicy {
+  return new OriginPolicy(config.corsOrigins, config.host);
+}
+
 /** The Socket.IO server settings the hub needs: createHub sets them, attachHub checks the host's. */
 export function socketServerOptions(config: HubConfig): Partial<ServerOptions> {
+  const origins = originPolicyOf(config);
   return {
     // Frames must fit a full batch, so oversized payloads get PAYLOAD_TOO_LARGE instead of a cut connection.
     maxHttpBufferSize: Math.min(
@@ -97,7 +106,12 @@ export function socketServerOptions(config: HubConfig): Partial<ServerOptions> {
     ),
     // Namespaces served on demand are dropped when their last socket leaves: no state per name.
     cleanupEmptyChildNamespaces: true,
-    serveClient: false,
+    // /socket.io/socket.io.js and its minified and ESM builds, for pages (CORS headers as below).
+    serveClient: true,
+    // CORS headers on polling and on the served client for the listed origins; the hub's own
+    // pages need none. The origin check itself is admission's, at the handshake.
+    cors: { origin: (origin, callback) => callback(null, origins.corsOrigin(origin) ?? false) },
+    allowRequest: allowRequestOf(admissionChecks({ origins })),
   };
 }
 
