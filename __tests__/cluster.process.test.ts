@@ -293,7 +293,11 @@ describeRedis("hub process through a Redis outage", () => {
       ok: false,
       error: { code: "UNAVAILABLE" },
     });
-    const http = await fetch(`${hub.url}/publish/ping`, { method: "POST", body: '"over http"' });
+    const http = await fetch(`${hub.url}/publish/ping`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: '"over http"',
+    });
     expect(http.status).toBe(503);
     expect(await http.json()).toMatchObject({ ok: false, error: { code: "UNAVAILABLE" } });
     expect(await getJson(`${hub.url}/healthz`)).toMatchObject({

@@ -335,6 +335,7 @@ export function deliverySemantics(name: string, start: HubFactory) {
       expect(await sub.request("getAll", {})).toEqual({ ok: true, count: 0 });
       const requeue = await fetch(`${ctx.url}/dead-letters/requeue?ns=caps`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ messageIds: [messageId] }),
       });
       expect(await requeue.json()).toEqual({ ok: true, queues: ["c:flaky"] });
@@ -346,6 +347,7 @@ export function deliverySemantics(name: string, start: HubFactory) {
       const [letter] = await dead();
       const drop = await fetch(`${ctx.url}/dead-letters/drop?ns=caps`, {
         method: "POST",
+        headers: { "content-type": "application/json" },
         body: JSON.stringify({ messageIds: [letter.messageId] }),
       });
       expect(await drop.json()).toEqual({ ok: true, dropped: 1 });
