@@ -7,7 +7,7 @@ import { useRedisAdapter } from "../src/cluster.js";
 import { createLogger } from "../src/log.js";
 import type { DeliveryEmitter } from "../src/protocol.js";
 import { RedisStore } from "../src/store/redis/index.js";
-import { startHub, type TestContext, waitUntil } from "./support/hub.js";
+import { settle, startHub, type TestContext, waitUntil } from "./support/hub.js";
 import { deleteKeys, describeWithRedis, freePort, PrivateRedis, REDIS_URL, RUN } from "./support/redis.js";
 import { deliverySemantics } from "./support/semantics.js";
 
@@ -91,6 +91,33 @@ describeRedis("operator views across hubs", () => {
         { ns: "/caps", clients: 2 },
         { ns: "/orders", clients: 1 },
       ]);
+    } finally {
+      await a.close();
+      await b.close();
+      await deleteKeys(REDIS_URL, prefix);
+    }
+  });
+});
+
+describeRedis("takeover across hubs", () => {
+  test("a client's newer connection on hub B takes its deliveries from the older one on hub A", async () => {
+    const prefix = `${RUN}:takeover:`;
+    const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix };
+    const a = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    const b = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
+    try {
+      const older = await a.client("/", { clientId: "sub" });
+      await older.request("subscribe", { event: "e" });
+      const pub = await a.client("/", { clientId: "pub" });
+      await pub.request("publish", { event: "e", payload: 0 });
+      await older.received(1);
+      const newer = await b.client("/", { clientId: "sub" });
+      await newer.received(1);
+      for (let i = 1; i <= 20; i++) await pub.request("publish", { event: "e", payload: i });
+      await newer.received(21);
+      await settle();
+      expect(older.payloads()).toEqual([0]);
+      expect(newer.payloads()).toEqual(Array.from({ length: 21 }, (_, i) => i));
     } finally {
       await a.close();
       await b.close();
