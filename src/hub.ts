@@ -168,13 +168,19 @@ export async function attachHub(
   const io: HubServer = new Server(httpServer, socketServerOptions(resolved.config));
   // Socket.IO always has `/`: refused here unless the queue serves it.
   if (!resolved.serves("/")) io.use((_socket, next) => next(new Error("Invalid namespace")));
-  const attached = await attach(io, resolved);
+  const detach = () => {
+    io.engine.close();
+    restoreListeners(httpServer, before);
+  };
+  const attached = await attach(io, resolved).catch((err: unknown) => {
+    detach();
+    throw err;
+  });
   return {
     ...attached,
     async close() {
       await attached.close();
-      io.engine.close();
-      restoreListeners(httpServer, before);
+      detach();
     },
   };
 }

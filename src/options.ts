@@ -128,7 +128,11 @@ interface HostSetting {
   why: string;
 }
 
-/** The server-wide settings attachHub checks on a host's Socket.IO server. */
+/**
+ * The server-wide settings attachHub checks on a host's Socket.IO server. A setting the hub comes
+ * to need (CORS origins, Engine.IO v3, connection limits) goes into socketServerOptions, for
+ * createHub, and here, so that an attached hub says when the host's differs.
+ */
 const HOST_SETTINGS: HostSetting[] = [
   {
     name: "maxHttpBufferSize",
