@@ -16,7 +16,14 @@ test("defaults a user would expect", () => {
     dedupWindowMs: 120_000,
     secret: null,
     namespaces: null,
+    allowEio3: true,
   });
+});
+
+test("HUB_ALLOW_EIO3 turns socket.io-client 2.x off", () => {
+  expect(parseConfig({ HUB_ALLOW_EIO3: "false" }).allowEio3).toBe(false);
+  expect(parseConfig({ HUB_ALLOW_EIO3: "0" }).allowEio3).toBe(false);
+  expect(parseConfig({ HUB_ALLOW_EIO3: "true" }).allowEio3).toBe(true);
 });
 
 test("names are parsed into typed values", () => {
@@ -41,6 +48,7 @@ test.each([
   ["HUB_OVERFLOW", "drop-newest"],
   ["HUB_NAMESPACES", "caps,Bad Name"],
   ["LOG_LEVEL", "loud"],
+  ["HUB_ALLOW_EIO3", "maybe"],
 ])("%s=%s is refused with a message naming it", (name, value) => {
   expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
   expect(() => parseConfig({ [name]: value })).toThrow(name);

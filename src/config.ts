@@ -64,6 +64,11 @@ export interface HubConfig {
    * a loopback listen address only). @default false
    */
   devTokens: boolean;
+  /**
+   * Accept socket.io-client 2.x (Engine.IO v3), as the CAPS lab's older clients use; only in open
+   * mode (they cannot send `auth`). @default true
+   */
+  allowEio3: boolean;
 }
 
 /** Every setting's default, in one place: parseConfig falls back to these, and so do createHub and attachHub. */
@@ -92,6 +97,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   dedupWindowMs: 120_000,
   corsOrigins: [],
   devTokens: false,
+  allowEio3: true,
 });
 
 export class ConfigError extends Error {
@@ -173,6 +179,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", d.dedupWindowMs, 1),
     corsOrigins,
     devTokens: bool("HUB_DEV_TOKENS", d.devTokens),
+    allowEio3: bool("HUB_ALLOW_EIO3", d.allowEio3),
   };
 }
 

@@ -1,12 +1,26 @@
 // One socket's conversation with the hub: identity, then the protocol's events.
 // Handlers hand their work to the core synchronously, in the order the events arrive,
 // so `join` then `publish` sent back to back are processed in that order.
+//
+// Two kinds of connection: identified ones (`auth.clientId`, and a token with a secret), which
+// receive from the moment they connect and speak the protocol exactly; and classroom ones (no
+// `auth`, open mode only), the CAPS lab's own clients, which name themselves in their messages,
+// may spell things the lab's way (classroom.ts) and receive only once they consume.
 import type { Socket } from "socket.io";
+import {
+  labDelivery,
+  protocolEventName,
+  readGetAll,
+  readPublish,
+  readRequest,
+  readShorthand,
+} from "./classroom.js";
 import type { Logger } from "./log.js";
 import {
   type AnyReply,
   type ClientToHubEvents,
   emitDelivery,
+  type Failure,
   failure,
   type HubToClientEvents,
   isValidEventName,
@@ -26,6 +40,8 @@ export interface SocketData {
   /** null until a classroom connection names itself. */
   clientId: string | null;
   batch: boolean;
+  /** Connected without a clientId (open mode): the CAPS lab's way. */
+  classroom: boolean;
 }
 
 export type HubSocket = Socket<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
@@ -35,6 +51,10 @@ export interface ConnectionOptions {
   maxBatch: number;
 }
 
+/** Refusals logged per connection when the client gave no ack callback: a burst, then one a while. */
+const REFUSAL_LOG_BURST = 10;
+const REFUSAL_LOG_EVERY_MS = 6000;
+
 export function handleConnection(
   socket: HubSocket,
   core: QueueCore,
@@ -42,25 +62,31 @@ export function handleConnection(
   options: ConnectionOptions,
 ) {
   const ns = socket.nsp.name;
+  const { classroom } = socket.data;
+  /** Unnamed classroom publishers share one rate bucket and key scope per remote address. */
+  const addressScope = `addr:${socket.handshake.address}`;
   let consumer: Consumer | null = null;
 
-  const identify = (clientId: string) => {
-    socket.data.clientId = clientId;
+  /** Makes this connection its client's consumer: it takes over the client's deliveries. */
+  const consume = (clientId: string): Consumer => {
+    if (consumer) return consumer;
     const batch = socket.data.batch;
     consumer = {
       id: socket.id,
       ns,
       clientId,
-      send: (messages: Message[]) => {
+      send: (sent: Message[]) => {
+        const messages = classroom ? sent.map(labDelivery) : sent;
         if (batch) socket.emit("deliveries", messages);
         else for (const m of messages) emitDelivery(socket, m);
       },
     };
     void core.attach(consumer);
+    return consumer;
   };
 
-  /** The connection's identity; a classroom connection takes `claimed` as its own. */
-  const identity = (claimed: string | undefined) => {
+  /** The connection's identity; an unnamed classroom connection takes `claimed` as its own. */
+  const identity = (claimed: string | undefined): string | Failure => {
     const current = socket.data.clientId;
     if (current !== null) {
       if (claimed !== undefined && claimed !== current) {
@@ -71,7 +97,7 @@ export function handleConnection(
     if (claimed === undefined) {
       return failure("IDENTITY_REQUIRED", "name this connection first: join a room or send your clientId");
     }
-    identify(claimed);
+    socket.data.clientId = claimed;
     return claimed;
   };
 
@@ -82,6 +108,36 @@ export function handleConnection(
     handlers.set(event, handler);
   };
 
+  const refusals = { tokens: REFUSAL_LOG_BURST, at: Date.now(), suppressed: 0 };
+  /** A refusal the client cannot see in an ack: a `hub:error` event, and a log line now and then. */
+  const tellRefused = (event: string, { code, message }: Failure["error"]) => {
+    socket.emit("hub:error", { event, code, message });
+    const now = Date.now();
+    refusals.tokens = Math.min(
+      REFUSAL_LOG_BURST,
+      refusals.tokens + (now - refusals.at) / REFUSAL_LOG_EVERY_MS,
+    );
+    refusals.at = now;
+    if (refusals.tokens < 1) {
+      refusals.suppressed++;
+      return;
+    }
+    refusals.tokens--;
+    const { suppressed } = refusals;
+    refusals.suppressed = 0;
+    log.info(
+      {
+        ns,
+        event,
+        clientId: socket.data.clientId,
+        code,
+        reason: message,
+        ...(suppressed ? { suppressed } : {}),
+      },
+      "request refused",
+    );
+  };
+
   const respond = async (event: string, ack: AckFn | undefined, work: () => Promise<AnyReply> | AnyReply) => {
     let reply: AnyReply;
     try {
@@ -90,17 +146,22 @@ export function handleConnection(
       log.error({ event, ns, err }, "handler failed");
       reply = failure("UNAVAILABLE", "the hub could not process this; nothing was changed, retry");
     }
-    if (!reply.ok)
-      log.debug({ event, ns, clientId: socket.data.clientId, code: reply.error.code }, "error reply");
-    ack?.(reply);
+    if (ack) {
+      if (!reply.ok)
+        log.debug({ event, ns, clientId: socket.data.clientId, code: reply.error.code }, "error reply");
+      ack(reply);
+    } else if (!reply.ok) tellRefused(event, reply.error);
   };
 
-  const publish = async (arg: unknown): Promise<AnyReply> => {
-    const parsed = parsePublish(arg, options.maxBatch);
+  /** Publishes one request or a batch; `claimed` is the identity a classroom publish names. */
+  const publish = async (request: unknown, claimed?: string): Promise<AnyReply> => {
+    const parsed = parsePublish(request, options.maxBatch);
     if (!parsed.ok) return parsed;
-    const from = identity(undefined);
-    if (typeof from !== "string") return from;
-    const result = await core.publish(ns, from, parsed.value.items);
+    // A classroom connection may publish before it has a name (the lab's API servers do).
+    const from =
+      classroom && claimed === undefined && socket.data.clientId === null ? null : identity(claimed);
+    if (from !== null && typeof from !== "string") return from;
+    const result = await core.publish(ns, from, parsed.value.items, from === null ? addressScope : undefined);
     if (!result.ok || parsed.value.batch) return result;
     return { ok: true, messageId: result.messageIds[0] as string };
   };
@@ -109,61 +170,78 @@ export function handleConnection(
     const room = parseRoom(arg);
     if (!room.ok) return room;
     void socket.join(room.value);
-    if (socket.data.clientId === null) identify(room.value);
+    if (socket.data.clientId === null) identity(room.value);
     return { ok: true };
   });
 
   on("subscribe", async (arg) => {
-    const parsed = parseSubscribe(arg);
+    const input = classroom ? readRequest(arg, "subscribe") : { ok: true as const, value: arg };
+    if (!input.ok) return input;
+    const parsed = parseSubscribe(input.value);
     if (!parsed.ok) return parsed;
     const clientId = identity(parsed.value.clientId);
     if (typeof clientId !== "string") return clientId;
+    consume(clientId);
     const reply = await core.subscribe(ns, clientId, parsed.value.events, parsed.value.group);
     return reply.ok ? { ok: true, events: parsed.value.events } : reply;
   });
 
   on("unsubscribe", async (arg) => {
-    const parsed = parseUnsubscribe(arg);
+    const input = classroom ? readRequest(arg, "unsubscribe") : { ok: true as const, value: arg };
+    if (!input.ok) return input;
+    const parsed = parseUnsubscribe(input.value);
     if (!parsed.ok) return parsed;
     const clientId = identity(parsed.value.clientId);
     if (typeof clientId !== "string") return clientId;
     return core.unsubscribe(ns, clientId, parsed.value.events);
   });
 
-  on("publish", publish);
+  on("publish", (arg) => {
+    if (!classroom) return publish(arg);
+    const read = readPublish(arg);
+    return read.ok ? publish(read.value.request, read.value.clientId) : read;
+  });
 
   on("received", async (arg) => {
-    const parsed = parseReceived(arg);
+    const input = classroom ? readRequest(arg, "received") : { ok: true as const, value: arg };
+    if (!input.ok) return input;
+    const parsed = parseReceived(input.value);
     if (!parsed.ok) return parsed;
     const clientId = identity(parsed.value.clientId);
     if (typeof clientId !== "string") return clientId;
+    consume(clientId);
     return core.ack(ns, clientId, parsed.value.ids);
   });
 
   on("getAll", async (arg) => {
-    const parsed = parseGetAll(arg);
+    const input = classroom ? readGetAll(arg) : { ok: true as const, value: arg };
+    if (!input.ok) return input;
+    const parsed = parseGetAll(input.value);
     if (!parsed.ok) return parsed;
-    const { clientId: claimed, event } = parsed.value;
-    const clientId = identity(claimed);
-    if (typeof clientId !== "string" || !consumer)
-      return typeof clientId === "string" ? { ok: true } : clientId;
-    if (claimed !== undefined && event !== undefined) {
-      // Classroom form: getAll { clientId, event } also subscribes durably.
+    const { event } = parsed.value;
+    const clientId = identity(parsed.value.clientId);
+    if (typeof clientId !== "string") return clientId;
+    const reader = consume(clientId);
+    if (classroom && event !== undefined) {
+      // The lab's getAll names the event it wants, and subscribes to it durably, as the lab's hub does.
       const subscribed = await core.subscribe(ns, clientId, [event], null);
       if (!subscribed.ok) return subscribed;
     }
-    return core.getAll(consumer, event);
+    return core.getAll(reader, event);
   });
 
   socket.onAny((event: unknown, ...args: unknown[]) => {
     const ack = typeof args.at(-1) === "function" ? (args.pop() as AckFn) : undefined;
-    const name = String(event);
+    const name = classroom ? protocolEventName(String(event)) : String(event);
     const handler = handlers.get(name);
     void respond(name, ack, () => {
       if (handler) return handler(args[0]);
       // Any other event name is shorthand for publish { event, payload }.
-      if (isValidEventName(name)) return publish({ event: name, payload: args[0] });
-      return failure("INVALID_ARGUMENT", `event name "${name.slice(0, 80)}" is not allowed`);
+      if (!isValidEventName(name))
+        return failure("INVALID_ARGUMENT", `event name "${name.slice(0, 80)}" is not allowed`);
+      if (!classroom) return publish({ event: name, payload: args[0] });
+      const read = readShorthand(name, args[0]);
+      return read.ok ? publish(read.value.request, read.value.clientId) : read;
     });
   });
 
@@ -171,5 +249,5 @@ export function handleConnection(
     if (consumer) core.detach(consumer);
   });
 
-  if (socket.data.clientId !== null) identify(socket.data.clientId);
+  if (!classroom && socket.data.clientId !== null) consume(socket.data.clientId);
 }

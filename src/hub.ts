@@ -20,6 +20,7 @@ import {
 } from "./cluster.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { createHttpHandler } from "./http.js";
+import { LiveSockets } from "./live-sockets.js";
 import type { Logger } from "./log.js";
 import { HubMetrics } from "./metrics.js";
 import {
@@ -214,22 +215,14 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const core = new QueueCore(store, config, log, metrics);
   const verifier = config.secret ? new TokenVerifier(config.secret) : null;
 
-  /** Live sockets of the queue's namespaces, by namespace. */
-  const sockets = new Map<string, Set<HubSocket>>();
-  const connections = () => {
-    let n = 0;
-    for (const live of sockets.values()) n += live.size;
-    return n;
-  };
+  const sockets = new LiveSockets<HubSocket>();
+  const connections = () => sockets.size();
   const localClients = (ns?: string): ConnectedClient[] =>
-    [...sockets]
-      .filter(([name]) => ns === undefined || name === ns)
-      .flatMap(([, live]) => [...live])
-      .flatMap((socket) =>
-        socket.data.clientId === null
-          ? []
-          : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
-      );
+    [...sockets.sockets(ns)].flatMap((socket) =>
+      socket.data.clientId === null
+        ? []
+        : [{ ns: socket.nsp.name, clientId: socket.data.clientId, socketId: socket.id }],
+    );
 
   // In a cluster the other hubs must hear of this one before its namespaces start serving.
   const cluster = config.store === "redis" ? clusterOf(io, core, localClients, log) : null;
@@ -261,17 +254,12 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
         return next(new Error(CONNECT_ERRORS.unauthorized));
     }
     socket.data.clientId = clientId ?? null;
+    socket.data.classroom = clientId === undefined;
     next();
   };
   const onConnection = (socket: HubSocket) => {
-    const ns = socket.nsp.name;
-    const live = sockets.get(ns) ?? new Set();
-    sockets.set(ns, live);
-    live.add(socket);
-    socket.once("disconnect", () => {
-      live.delete(socket);
-      if (live.size === 0) sockets.delete(ns);
-    });
+    sockets.add(socket);
+    socket.once("disconnect", () => sockets.delete(socket));
     handleConnection(socket, core, log, { maxBatch: config.maxBatch });
   };
   const served: HubNamespace[] = [];
@@ -305,7 +293,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
       closed = true;
       core.close();
       for (const nsp of served) nsp.off("connection", onConnection);
-      for (const live of sockets.values()) for (const socket of live) socket.disconnect();
+      for (const socket of [...sockets.sockets()]) socket.disconnect();
       cluster?.close();
       // Let disconnect handlers hand their leases back before the store goes.
       await new Promise((resolve) => setImmediate(resolve));

@@ -112,6 +112,9 @@ export function socketServerOptions(config: HubConfig): Partial<ServerOptions> {
     // pages need none. The origin check itself is admission's, at the handshake.
     cors: { origin: (origin, callback) => callback(null, origins.corsOrigin(origin) ?? false) },
     allowRequest: allowRequestOf(admissionChecks({ origins })),
+    // socket.io-client 2.x (the CAPS lab's older clients) speaks Engine.IO v3. It cannot send
+    // `auth`, so it is only of use to an open hub.
+    allowEIO3: config.allowEio3 && config.secret === null,
   };
 }
 

@@ -183,14 +183,19 @@ export class QueueCore {
     ns: string,
     from: string | null,
     items: ParsedPublish[],
-    /** Whose idempotency keys these are (see publisherScope); the hub names unnamed publishers by address. */
+    /**
+     * Whose idempotency keys these are (see publisherScope); the hub names unnamed publishers by
+     * address. An unnamed publisher named by address also has a rate bucket per address.
+     */
     scope: string = from === null ? UNNAMED_SCOPE : publisherScope.identity(from),
   ): Promise<Failure | { ok: true; messageIds: string[] }> {
     const now = Date.now();
     const key = items[0]?.key;
-    if (from !== null && !this.takeTokens(nsKey(ns, from), items.length, now)) {
+    const bucket = from !== null ? nsKey(ns, from) : scope !== UNNAMED_SCOPE ? scope : undefined;
+    if (bucket !== undefined && !this.takeTokens(bucket, items.length, now)) {
+      const who = from ?? "unnamed publishers at this address";
       return this.refuse(
-        failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${from}; retry later`),
+        failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${who}; retry later`),
       );
     }
     const messages: NewMessage[] = [];

@@ -1,8 +1,7 @@
 // Test support: a real hub on port 0 and real socket.io clients, with their cleanup.
 import { io, type Socket } from "socket.io-client";
-import type { HubConfig } from "../../src/config.js";
-import { createHub, type Hub } from "../../src/hub.js";
-import type { AnyReply, Message } from "../../src/protocol.js";
+import { createHub, type Hub, type HubOptions } from "../../src/hub.js";
+import type { AnyReply, HubErrorEvent, Message } from "../../src/protocol.js";
 import { MemoryStore } from "../../src/store/memory.js";
 import type { QueueStore } from "../../src/store/store.js";
 
@@ -15,13 +14,14 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
-export async function startHub(overrides: Partial<HubConfig> = {}, store?: QueueStore): Promise<TestContext> {
+/** A hub on port 0 with a memory store unless given one; any option overridden (a logger, say). */
+export async function startHub(overrides: HubOptions = {}, store?: QueueStore): Promise<TestContext> {
   const hub = await createHub({
     port: 0,
     host: "127.0.0.1",
     logLevel: "silent",
     ...overrides,
-    queueStore: store ?? new MemoryStore(),
+    queueStore: store ?? overrides.queueStore ?? new MemoryStore(),
   });
   const clients: TestClient[] = [];
   return {
@@ -44,6 +44,8 @@ export class TestClient {
   readonly socket: Socket;
   /** Every delivery, in arrival order (single events and batches alike). */
   readonly messages: Message[] = [];
+  /** Every `hub:error` (refusals of requests sent without an ack callback). */
+  readonly errors: HubErrorEvent[] = [];
   readonly connected: Promise<void>;
 
   constructor(url: string, ns: string, auth: Record<string, unknown> | null) {
@@ -55,6 +57,7 @@ export class TestClient {
     });
     this.socket.onAny((event: string, arg: unknown) => {
       if (event === "deliveries") this.messages.push(...(arg as Message[]));
+      else if (event === "hub:error") this.errors.push(arg as HubErrorEvent);
       else if (arg && typeof arg === "object" && "messageId" in arg) this.messages.push(arg as Message);
     });
     this.connected = new Promise((resolve, reject) => {

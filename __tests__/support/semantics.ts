@@ -244,7 +244,7 @@ export function deliverySemantics(name: string, start: HubFactory) {
     test("classroom clients name themselves by join, and keep that name", async () => {
       ctx = await start();
       const vendor = await ctx.client("/caps");
-      expect(await vendor.request("publish", { event: "pickup", payload: 1 })).toMatchObject({
+      expect(await vendor.request("subscribe", { event: "delivered" })).toMatchObject({
         ok: false,
         error: { code: "IDENTITY_REQUIRED" },
       });
