@@ -79,11 +79,18 @@ describe("socket.io-client 2.x (Engine.IO v3)", () => {
     expect(await connections(ctx.url)).toMatchObject({ health: 3, gauge: 3 });
   });
 
-  test("is refused when HUB_ALLOW_EIO3 is off, and with a secret", async () => {
+  test("is refused when HUB_ALLOW_EIO3 is off, and with a secret (it cannot send auth)", async () => {
+    /** Status of an Engine.IO v3 handshake: 200 accepted, 400 "Unsupported protocol version". */
+    const v3Handshake = async () => (await fetch(`${ctx.url}/socket.io/?EIO=3&transport=polling`)).status;
+    ctx = await startHub();
+    expect(await v3Handshake()).toBe(200);
+    await ctx.close();
     ctx = await startHub({ allowEio3: false });
+    expect(await v3Handshake()).toBe(400);
     await expect(connectV2(`${ctx.url}/caps`)).rejects.toBeDefined();
     await ctx.close();
     ctx = await startHub({ secret: "s3cret-for-tests" });
+    expect(await v3Handshake()).toBe(400);
     await expect(connectV2(`${ctx.url}/caps`)).rejects.toBeDefined();
   });
 });
