@@ -4,7 +4,8 @@
 import { createRequire } from "node:module";
 import { createLogger } from "../src/log.js";
 import type { HubErrorEvent, Message } from "../src/protocol.js";
-import { settle, startHub, type TestContext, waitUntil } from "./support/hub.js";
+import { signToken } from "../src/token.js";
+import { settle, startHub, TestClient, type TestContext, waitUntil } from "./support/hub.js";
 
 const require = createRequire(import.meta.url);
 
@@ -289,6 +290,28 @@ describe("classroom connections: names, consumers, deliveries", () => {
     expect(n?.payload).toEqual({ order: 1 });
   });
 
+  test("unnamed publishers share one idempotency-key scope and rate bucket per remote address", async () => {
+    // Listening on every address, the hub sees two remote addresses: 127.0.0.1 and ::1.
+    ctx = await startHub({ host: "::", rateLimit: 2 });
+    const v6 = (ns: string) => new TestClient(ctx.url.replace("127.0.0.1", "[::1]"), ns, null);
+    const first = await ctx.client("/caps");
+    const second = await ctx.client("/caps");
+    const other = v6("/caps");
+    await other.connected;
+    try {
+      const a = await first.request("publish", { event: "e", payload: 1, key: "k" });
+      expect(await second.request("publish", { event: "e", payload: 2, key: "k" })).toEqual(a);
+      const b = await other.request("publish", { event: "e", payload: 3, key: "k" });
+      expect(b).toMatchObject({ ok: true });
+      expect(b.messageId).not.toBe(a.messageId);
+      // 127.0.0.1 has used its two publishes a second; ::1 has one left.
+      expect(await second.request("e", 4)).toEqual(refused("RATE_LIMITED"));
+      expect(await other.request("e", 5)).toMatchObject({ ok: true });
+    } finally {
+      other.close();
+    }
+  });
+
   test("unnamed publishers share one rate bucket per remote address", async () => {
     ctx = await startHub({ rateLimit: 3 });
     const first = await ctx.client("/caps");
@@ -304,6 +327,106 @@ describe("classroom connections: names, consumers, deliveries", () => {
     // A named publisher has a bucket of its own.
     const named = await ctx.client("/caps");
     expect(await named.request("e", { clientID: "vendor", payload: 5 })).toMatchObject({ ok: true });
+  });
+});
+
+describe("routing by payload (HUB_ROUTE_FIELD)", () => {
+  /** Two stores subscribed to `delivered`, and a driver to `pickup`; identified connections. */
+  async function stores(overrides: Parameters<typeof startHub>[0] = {}) {
+    ctx = await startHub(overrides);
+    const auth = async (clientId: string) =>
+      overrides.secret ? { clientId, token: await signToken(overrides.secret, clientId) } : { clientId };
+    const acme = await ctx.client("/caps", await auth("acme"));
+    const flowers = await ctx.client("/caps", await auth("flowers"));
+    const driver = await ctx.client("/caps", await auth("driver"));
+    await acme.request("subscribe", { event: "delivered" });
+    await flowers.request("subscribe", { event: "delivered" });
+    await driver.request("subscribe", { event: "pickup" });
+    return { acme, flowers, driver };
+  }
+  const httpPublish = async (event: string, payload: unknown, token?: string) =>
+    (
+      await fetch(`${ctx.url}/publish/caps/${event}`, {
+        method: "POST",
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+        body: JSON.stringify(payload),
+      })
+    ).json();
+
+  test("a classroom or HTTP publish naming a subscribed client goes to that client only", async () => {
+    const { acme, flowers, driver } = await stores();
+    const lab = await ctx.client("/caps");
+    await lab.request("delivered", { store: "acme", order: 1 });
+    expect(await httpPublish("delivered", { store: "flowers", order: 2 })).toMatchObject({ ok: true });
+    // No store subscribes to pickup: it fans out to every driver.
+    await lab.request("pickup", { store: "acme", order: 3 });
+    await acme.received(1);
+    await flowers.received(1);
+    await driver.received(1);
+    await settle();
+    expect([acme.payloads(), flowers.payloads(), driver.payloads()]).toEqual([
+      [{ store: "acme", order: 1 }],
+      [{ store: "flowers", order: 2 }],
+      [{ store: "acme", order: 3 }],
+    ]);
+  });
+
+  test("otherwise it fans out: the publisher itself, no such subscriber, not a name, `to`", async () => {
+    const { acme, flowers } = await stores();
+    const self = await ctx.client("/caps");
+    await self.request("delivered", { clientID: "acme", payload: { store: "acme", n: 1 } });
+    const lab = await ctx.client("/caps");
+    await lab.request("delivered", { store: "nobody", n: 2 });
+    await lab.request("delivered", { store: 42, n: 3 });
+    await lab.request("delivered", { store: "not/a name", n: 4 });
+    await lab.request("delivered", ["store", "acme"]);
+    await lab.request("publish", { event: "delivered", payload: { store: "acme", n: 5 }, to: "flowers" });
+    await flowers.received(6);
+    // acme published the first one itself: skipped, as in any fan-out.
+    await acme.received(4);
+    await settle();
+    expect(flowers.payloads().map((p) => (Array.isArray(p) ? "array" : (p as { n: number }).n))).toEqual([
+      1,
+      2,
+      3,
+      4,
+      "array",
+      5,
+    ]);
+    expect(acme.messages).toHaveLength(4);
+  });
+
+  test("identified publishers are never routed; nor is anyone with a secret, or with routing off", async () => {
+    let { acme, flowers, driver } = await stores();
+    await driver.request("delivered", { store: "acme", n: 1 });
+    await acme.received(1);
+    await flowers.received(1);
+    await ctx.close();
+
+    ({ acme, flowers } = await stores({ routeField: null }));
+    await (await ctx.client("/caps")).request("delivered", { store: "acme", n: 2 });
+    await acme.received(1);
+    await flowers.received(1);
+    await ctx.close();
+
+    const secret = "s3cret-for-tests";
+    ({ acme, flowers } = await stores({ secret }));
+    expect(
+      await httpPublish("delivered", { store: "acme", n: 3 }, await signToken(secret, "api")),
+    ).toMatchObject({
+      ok: true,
+    });
+    await acme.received(1);
+    await flowers.received(1);
+  });
+
+  test("HUB_ROUTE_FIELD names the field", async () => {
+    const { acme, flowers } = await stores({ routeField: "shop" });
+    const lab = await ctx.client("/caps");
+    await lab.request("delivered", { store: "flowers", shop: "acme", n: 1 });
+    await acme.received(1);
+    await settle();
+    expect(flowers.messages).toEqual([]);
   });
 });
 

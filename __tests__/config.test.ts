@@ -20,6 +20,13 @@ test("defaults a user would expect", () => {
   });
 });
 
+test("HUB_ROUTE_FIELD names the routing field; empty turns routing off", () => {
+  expect(parseConfig({}).routeField).toBe("store");
+  expect(parseConfig({ HUB_ROUTE_FIELD: "shop" }).routeField).toBe("shop");
+  expect(parseConfig({ HUB_ROUTE_FIELD: "" }).routeField).toBeNull();
+  expect(() => parseConfig({ HUB_ROUTE_FIELD: "two words" })).toThrow("HUB_ROUTE_FIELD");
+});
+
 test("HUB_ALLOW_EIO3 turns socket.io-client 2.x off", () => {
   expect(parseConfig({ HUB_ALLOW_EIO3: "false" }).allowEio3).toBe(false);
   expect(parseConfig({ HUB_ALLOW_EIO3: "0" }).allowEio3).toBe(false);

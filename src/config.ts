@@ -69,6 +69,11 @@ export interface HubConfig {
    * mode (they cannot send `auth`). @default true
    */
   allowEio3: boolean;
+  /**
+   * Routing by payload (the CAPS lab's store routing): the payload field whose string value names the
+   * one client a classroom or HTTP publish goes to, in open mode; null turns it off. @default "store"
+   */
+  routeField: string | null;
 }
 
 /** Every setting's default, in one place: parseConfig falls back to these, and so do createHub and attachHub. */
@@ -98,7 +103,10 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   corsOrigins: [],
   devTokens: false,
   allowEio3: true,
+  routeField: "store",
 });
+
+const ROUTE_FIELD_PATTERN = /^[A-Za-z0-9_$]{1,64}$/;
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -135,6 +143,14 @@ export function parseConfig(env: Env = process.env): HubConfig {
     if (["0", "false", "no", "off"].includes(raw)) return false;
     throw new ConfigError(`${name} must be true or false, got "${raw}"`);
   };
+  // Unset: the default field; set but empty: routing by payload is off.
+  const routeField =
+    env.HUB_ROUTE_FIELD === undefined ? HUB_DEFAULTS.routeField : env.HUB_ROUTE_FIELD.trim() || null;
+  if (routeField !== null && !ROUTE_FIELD_PATTERN.test(routeField)) {
+    throw new ConfigError(
+      `HUB_ROUTE_FIELD must be a payload field name (1–64 letters, digits, _ or $), or empty to turn routing off, got "${routeField}"`,
+    );
+  }
   const namespaces = read("HUB_NAMESPACES")
     ?.split(",")
     .map((n) => n.trim())
@@ -180,6 +196,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     corsOrigins,
     devTokens: bool("HUB_DEV_TOKENS", d.devTokens),
     allowEio3: bool("HUB_ALLOW_EIO3", d.allowEio3),
+    routeField,
   };
 }
 

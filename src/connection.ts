@@ -27,6 +27,7 @@ import {
   type Message,
 } from "./protocol.js";
 import type { Consumer, QueueCore } from "./queue.js";
+import { publisherScope } from "./store/store.js";
 import {
   parseGetAll,
   parsePublish,
@@ -64,7 +65,7 @@ export function handleConnection(
   const ns = socket.nsp.name;
   const { classroom } = socket.data;
   /** Unnamed classroom publishers share one rate bucket and key scope per remote address. */
-  const addressScope = `addr:${socket.handshake.address}`;
+  const addressScope = publisherScope.address(socket.handshake.address);
   let consumer: Consumer | null = null;
 
   /** Makes this connection its client's consumer: it takes over the client's deliveries. */
@@ -161,7 +162,9 @@ export function handleConnection(
     const from =
       classroom && claimed === undefined && socket.data.clientId === null ? null : identity(claimed);
     if (from !== null && typeof from !== "string") return from;
-    const result = await core.publish(ns, from, parsed.value.items, from === null ? addressScope : undefined);
+    // Classroom publishes are routed by payload (the lab's store routing); identified ones never are.
+    const scope = from === null ? addressScope : undefined;
+    const result = await core.publish(ns, from, parsed.value.items, scope, classroom);
     if (!result.ok || parsed.value.batch) return result;
     return { ok: true, messageId: result.messageIds[0] as string };
   };

@@ -124,7 +124,8 @@ async function publish(
     1,
   );
   if (!parsed.ok) throw new HttpError(STATUS[parsed.error.code], parsed);
-  const result = await deps.core.publish(ns, null, parsed.value.items);
+  // On an open hub, HTTP publishes are routed by payload, as classroom ones are.
+  const result = await deps.core.publish(ns, null, parsed.value.items, undefined, deps.verifier === null);
   if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
   send(res, 200, { ok: true, messageId: result.messageIds[0] });
 }

@@ -5,7 +5,7 @@ import type { HubConfig } from "./config.js";
 import { newMessageId } from "./ids.js";
 import type { Logger } from "./log.js";
 import { HubMetrics } from "./metrics.js";
-import { type Failure, failure, type Message, type Reply } from "./protocol.js";
+import { type Failure, failure, isValidClientId, type Message, type Reply } from "./protocol.js";
 import {
   type ClaimResult,
   clientQueue,
@@ -30,6 +30,7 @@ export type DeliveryLimits = Pick<
   | "maxPayloadBytes"
   | "rateLimit"
   | "dedupWindowMs"
+  | "routeField"
 >;
 
 /** Idempotency scope of a publisher the caller did not name: all of them share it. */
@@ -188,6 +189,8 @@ export class QueueCore {
      * address. An unnamed publisher named by address also has a rate bucket per address.
      */
     scope: string = from === null ? UNNAMED_SCOPE : publisherScope.identity(from),
+    /** Routing by payload applies (a classroom or HTTP publisher on an open hub): see routeOf. */
+    routed = false,
   ): Promise<Failure | { ok: true; messageIds: string[] }> {
     const now = Date.now();
     const key = items[0]?.key;
@@ -220,6 +223,8 @@ export class QueueCore {
         from,
         expiresAt: ttl > 0 ? now + ttl : null,
         to: item.to,
+        room: item.room,
+        route: routed && item.to === undefined && item.room === undefined ? this.routeOf(payload) : undefined,
         echo: item.echo,
         payloadJson,
       });
@@ -242,6 +247,17 @@ export class QueueCore {
       }
       return { ok: true, messageIds: result.messageIds };
     });
+  }
+
+  /**
+   * The client a payload names in the route field (`{ store: "acme-widgets", ... }`), if any: the
+   * store then gives the message to that client alone when it subscribes to the event.
+   */
+  private routeOf(payload: unknown): string | undefined {
+    const field = this.limits.routeField;
+    if (field === null || typeof payload !== "object" || payload === null || Array.isArray(payload)) return;
+    const value = Object.hasOwn(payload, field) ? (payload as Record<string, unknown>)[field] : undefined;
+    return isValidClientId(value) ? value : undefined;
   }
 
   /** Acks for this client: removes entries from its own queue (and group leases it holds). */
