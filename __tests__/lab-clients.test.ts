@@ -125,7 +125,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     const thanks = `VENDOR ${acme}: Thank you for delivering `;
     const pending = () => ctx.hub.store.pending("/caps", acme, Date.now());
     const waitForQueue = async (n: number) => {
-      const deadline = Date.now() + 10_000;
+      const deadline = Date.now() + 20_000;
       while ((await pending()) !== n) {
         if (Date.now() > deadline) throw new Error(`${acme}'s queue never held ${n} (${await pending()})`);
         await settle(20);
@@ -138,7 +138,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
       (await ctx.hub.store.subscriptions({ limit: 100 }, "/caps")).items.some(
         (s) => s.clientId === "driver" && s.event === "pickup",
       );
-    for (const deadline = Date.now() + 10_000; !(await onDuty()); await settle(20)) {
+    for (const deadline = Date.now() + 20_000; !(await onDuty()); await settle(20)) {
       if (Date.now() > deadline) throw new Error(`the driver never subscribed: ${driver.lines.join("\n")}`);
     }
     const api = convention.api ? run(file("caps-api.cjs"), { ...env, PORT: "0" }) : null;
@@ -148,7 +148,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     // Orders flow: two orders, picked up, delivered, thanked; the thanks acked.
     await waitUntil(
       () => ids(vendor.lines, thanks).length === 2,
-      10_000,
+      20_000,
       () => vendor.lines.join("\n"),
     );
     expect(ids(vendor.lines, thanks).sort()).toEqual(ids(vendor.lines, `VENDOR ${acme}: ordered `).sort());
@@ -160,7 +160,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     for (const id of missed) await convention.order(ctx, acme, id, api);
     await waitUntil(
       () => missed.every((id) => ids(driver.lines, "DRIVER: delivered ").includes(id)),
-      10_000,
+      20_000,
       () => driver.lines.join("\n"),
     );
     await waitForQueue(3);
@@ -169,7 +169,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     vendor = run(file("vendor.cjs"), { ...env, STORE: acme, ORDERS: "0" });
     await waitUntil(
       () => ids(vendor.lines, thanks).length >= 3,
-      10_000,
+      20_000,
       () => vendor.lines.join("\n"),
     );
     await waitForQueue(0);
@@ -180,7 +180,7 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     // Once more: nothing repeats.
     vendor = run(file("vendor.cjs"), { ...env, STORE: acme, ORDERS: "0" });
     const connected = async () => (await ctx.hub.clients("/caps")).clients.some((c) => c.clientId === acme);
-    for (const deadline = Date.now() + 10_000; !(await connected()); await settle(20)) {
+    for (const deadline = Date.now() + 20_000; !(await connected()); await settle(20)) {
       if (Date.now() > deadline) throw new Error(`the vendor never connected: ${vendor.lines.join("\n")}`);
     }
     await settle(300);
@@ -194,5 +194,5 @@ describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
     // The API named itself by joining a store's room, yet took none of that store's deliveries.
     if (api) expect(api.lines.filter((line) => line.startsWith("API: got "))).toEqual([]);
     expect(ids(driver.lines, "DRIVER: picked up ")).toHaveLength(6);
-  });
+  }, 120_000);
 });
