@@ -348,7 +348,10 @@ describe("routing by payload (HUB_ROUTE_FIELD)", () => {
     (
       await fetch(`${ctx.url}/publish/caps/${event}`, {
         method: "POST",
-        headers: token ? { authorization: `Bearer ${token}` } : {},
+        headers: {
+          "content-type": "application/json",
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
         body: JSON.stringify(payload),
       })
     ).json();

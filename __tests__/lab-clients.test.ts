@@ -79,7 +79,11 @@ async function orderThroughApi(api: LabProgram, order: Record<string, string>) {
 
 /** An order over the hub's own HTTP publish (an open hub: from null). */
 async function orderOverHttp(ctx: TestContext, order: Record<string, string>) {
-  const res = await fetch(`${ctx.url}/publish/caps/pickup`, { method: "POST", body: JSON.stringify(order) });
+  const res = await fetch(`${ctx.url}/publish/caps/pickup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(order),
+  });
   expect(res.status).toBe(200);
 }
 
