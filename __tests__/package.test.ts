@@ -2,7 +2,16 @@
 // (the compiled build), what `npm pack` ships, and the bins. The full install of the packed
 // tarball into a fresh project is scripts/pack-check.mjs, run by CI after the tests.
 import { execFile } from "node:child_process";
-import { accessSync, constants, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -54,7 +63,7 @@ test("`queuehub` gives the hub, its settings, the stores and the wire types", as
     expect(() => accessSync(join(ROOT, entry.types))).not.toThrow();
     expect(() => accessSync(join(ROOT, entry.default))).not.toThrow();
   }
-});
+}, 60_000);
 
 test("`queuehub/client` loads socket.io-client and none of the hub's dependencies", async () => {
   const dir = mkdtempSync(join(tmpdir(), "queuehub-client-"));
@@ -101,10 +110,10 @@ test("`queuehub/client` loads socket.io-client and none of the hub's dependencie
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}, 60_000);
 
 test("npm pack ships the build, README, LICENSE and the static assets, nothing else", async () => {
-  // --ignore-scripts: prepack would rebuild dist/ from scratch under the other tests' feet.
+  // --ignore-scripts: globalSetup built dist/ already, and npm's script banners would precede the JSON.
   const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
     cwd: ROOT,
     env: childEnv(),
@@ -129,7 +138,20 @@ test("npm pack ships the build, README, LICENSE and the static assets, nothing e
   );
   const lua = readdirLua(join(ROOT, "src")).map((file) => `dist/${file}`);
   expect(paths).toEqual(expect.arrayContaining(lua));
-});
+}, 60_000);
+
+test("the build removes outputs whose source is gone and copies the .lua files beside the JavaScript", async () => {
+  const stale = ["stale-source-gone.js", "stale-source-gone.d.ts", "clients/stale.js.map", "stray.txt"];
+  for (const file of stale) writeFileSync(join(ROOT, "dist", file), "");
+  await run(process.execPath, ["scripts/build.mjs"], { cwd: ROOT, env: childEnv(), timeout: 60_000 });
+  expect(stale.filter((file) => existsSync(join(ROOT, "dist", file)))).toEqual([]);
+  for (const file of readdirLua(join(ROOT, "src"))) {
+    expect(readFileSync(join(ROOT, "dist", file), "utf8")).toBe(
+      readFileSync(join(ROOT, "src", file), "utf8"),
+    );
+  }
+  expect(existsSync(join(ROOT, "dist/index.js"))).toBe(true);
+}, 60_000);
 
 test("each bin starts with a shebang, is executable and answers --help", async () => {
   expect(Object.keys(pkg.bin).sort()).toEqual([
@@ -146,7 +168,7 @@ test("each bin starts with a shebang, is executable and answers --help", async (
     const { stdout } = await run(file, ["--help"], { cwd: ROOT, env: childEnv(), timeout: 30_000 });
     expect(stdout).toMatch(new RegExp(`Usage: ${name} `));
   }
-});
+}, 60_000);
 
 function readdirLua(dir: string): string[] {
   return (readdirSync(dir, { recursive: true, encoding: "utf8" }) as string[]).filter((f) =>

@@ -1,21 +1,35 @@
 // Builds src/ into dist/: `tsc -b tsconfig.build.json` (JavaScript, declarations, source maps
 // with the sources inlined), then the files the code reads at run time that tsc does not emit
 // (src/**/*.lua) copied beside the compiled JavaScript, and the bin entries made executable.
-// `tsc -b` skips the compile while dist is up to date (~0.5 s), so `npm start` and the CLIs
-// build every time. `--clean` starts from an empty dist (npm pack does), so no output of a
-// deleted or renamed source can ship.
+// `tsc -b` skips the compile while dist is up to date (~0.5 s), so `npm start`, the CLIs and
+// the test suite build every time. Outputs whose source is gone (a deleted or renamed file) are
+// removed first, so they never ship, and dist/ is never emptied under a running hub or test.
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const SRC = join(ROOT, "src");
+const DIST = join(ROOT, "dist");
 const ASSET = /\.lua$/;
+/** What tsc emits for src/x.ts: dist/x.js, dist/x.js.map, dist/x.d.ts. */
+const EMITTED = /\.(js|js\.map|d\.ts)$/;
 
-if (process.argv.includes("--clean")) {
-  rmSync(join(ROOT, "dist"), { recursive: true, force: true });
-  rmSync(join(ROOT, "tsconfig.build.tsbuildinfo"), { force: true });
+function sourceOf(output) {
+  if (ASSET.test(output)) return output;
+  if (EMITTED.test(output)) return output.replace(EMITTED, ".ts");
+  return null;
+}
+
+if (existsSync(DIST)) {
+  for (const entry of readdirSync(DIST, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const output = join(entry.parentPath ?? entry.path, entry.name).slice(DIST.length + 1);
+    const source = sourceOf(output);
+    if (source === null || !existsSync(join(SRC, source))) rmSync(join(DIST, output));
+  }
 }
 
 const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin/tsc");
@@ -28,10 +42,10 @@ if (compiled.status !== 0) {
   process.exit(compiled.status ?? 1);
 }
 
-for (const file of readdirSync(join(ROOT, "src"), { recursive: true, encoding: "utf8" })) {
+for (const file of readdirSync(SRC, { recursive: true, encoding: "utf8" })) {
   if (!ASSET.test(file)) continue;
-  mkdirSync(dirname(join(ROOT, "dist", file)), { recursive: true });
-  copyFileSync(join(ROOT, "src", file), join(ROOT, "dist", file));
+  mkdirSync(dirname(join(DIST, file)), { recursive: true });
+  copyFileSync(join(SRC, file), join(DIST, file));
 }
 
 const { bin } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"));

@@ -40,7 +40,7 @@ const fail = (message) => {
 };
 
 try {
-  step("npm pack (a clean build first)");
+  step("npm pack (its `prepare` builds first)");
   // npm prints the lifecycle scripts' banners before its JSON.
   const packed = sh("npm", ["pack", "--json", "--pack-destination", tmp], ROOT);
   const [{ filename, files, size }] = JSON.parse(packed.slice(packed.indexOf("[")));
