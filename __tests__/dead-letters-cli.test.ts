@@ -69,4 +69,4 @@ test("lists, requeues and drops dead letters; says what is wrong", async () => {
   const unreachable = await cli("list", "--url", "http://127.0.0.1:9");
   expect(unreachable.status).toBe(1);
   expect(unreachable.stderr).toContain("npm start");
-}, 40_000);
+}, 90_000);
