@@ -67,6 +67,8 @@ export class Segments {
   private readonly dirty = new Set<Segment>();
   /** queues.id → entries added minus removed by the running operation; applied before its RELEASE. */
   private readonly sizeDelta = new Map<number, number>();
+  /** queues.id → its size as committed or about to be (read once, then kept: every change passes here). */
+  private readonly sizes = new Map<number, number>();
   /** queues.id\0messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
   private readonly hints = new Map<string, number>();
 
@@ -133,6 +135,16 @@ export class Segments {
     this.sizeDelta.set(queueId, (this.sizeDelta.get(queueId) ?? 0) + n);
   }
 
+  /** A queue's size, not counting the running operation's changes. */
+  size(queueId: number): number {
+    let size = this.sizes.get(queueId);
+    if (size === undefined) {
+      size = this.s.queueSize.get(queueId) as number;
+      this.sizes.set(queueId, size);
+    }
+    return size;
+  }
+
   /** Entries added minus removed in a queue by the running operation so far. */
   growth(queueId: number): number {
     return this.sizeDelta.get(queueId) ?? 0;
@@ -195,10 +207,12 @@ export class Segments {
     if (this.sizeDelta.size === 0) return;
     for (const [queueId, n] of this.sizeDelta) {
       if (n === 0) continue;
-      const size = this.s.queueGrow.get(n, queueId) as number;
+      const before = this.size(queueId);
+      this.s.queueGrow.run(n, queueId);
+      this.sizes.set(queueId, before + n);
       const ns = this.nsOf(queueId);
       this.counts.add(ns, "pending", n);
-      this.counts.add(ns, "queues", (size > 0 ? 1 : 0) - (size - n > 0 ? 1 : 0));
+      if (before > 0 !== before + n > 0) this.counts.add(ns, "queues", before > 0 ? -1 : 1);
     }
     this.sizeDelta.clear();
   }
@@ -218,6 +232,7 @@ export class Segments {
   /** Forgets everything a rollback may have undone (hints stay: acks check them). */
   forget() {
     this.sizeDelta.clear();
+    this.sizes.clear();
     this.highest.clear();
     this.dirty.clear();
     this.segmentCache.clear();

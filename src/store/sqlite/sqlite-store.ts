@@ -297,6 +297,7 @@ export class SqliteStore implements QueueStore {
     }
     const over: number[] = [];
     const stored = this.batch.write(() => this.doEnqueue(req, messages, texts, over));
+    if (req.maxQueueLength === 0 || req.overflow !== "drop-oldest") return stored;
     // Drop-oldest far over the limit (a lowered limit, a requeue): the rest in steps of its own.
     return stored.then((result) => (over.length === 0 ? result : this.trim(req, result, over)));
   }
@@ -478,7 +479,7 @@ export class SqliteStore implements QueueStore {
       const othersLease = (member: Member) =>
         queue.group && member.owner !== null && member.owner !== clientId && member.until > now;
       if (event === undefined) {
-        count += await this.batch.read(() => this.s.queueSize.get(queue.id) as number);
+        count += await this.batch.read(() => this.segments.size(queue.id));
         if (queue.group) count -= await this.countStepwise(queue.id, true, othersLease);
       } else {
         count += await this.countStepwise(
@@ -814,7 +815,7 @@ export class SqliteStore implements QueueStore {
     if (max > 0 && req.overflow === "reject") {
       for (const [queue, list] of picks) {
         const queueId = this.queueId(ns, queue, false);
-        const size = queueId === undefined ? 0 : (this.s.queueSize.get(queueId) as number);
+        const size = queueId === undefined ? 0 : this.segments.size(queueId);
         if (size + list.length > max) {
           throw new StoreError("QUEUE_FULL", `queue ${queue} holds ${size} of ${max}`);
         }
@@ -903,7 +904,7 @@ export class SqliteStore implements QueueStore {
    * at most `stepSegments` segments. `done` when the queue is within the limit.
    */
   private dropOldest(queueId: number, max: number, now: number): { dropped: number; done: boolean } {
-    let size = (this.s.queueSize.get(queueId) as number) + this.segments.growth(queueId);
+    let size = this.segments.size(queueId) + this.segments.growth(queueId);
     let dropped = 0;
     let after = 0;
     let segments = 0;

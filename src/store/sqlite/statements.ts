@@ -15,7 +15,7 @@ export const SQL = {
   queueGet: "SELECT id FROM queues WHERE ns = ? AND name = ?",
   queueAdd: "INSERT INTO queues (ns, name) VALUES (?, ?)",
   queueSize: "SELECT size FROM queues WHERE id = ?",
-  queueGrow: "UPDATE queues SET size = size + ? WHERE id = ? RETURNING size",
+  queueGrow: "UPDATE queues SET size = size + ? WHERE id = ?",
   queueNs: "SELECT ns FROM queues WHERE id = ?",
 
   eventGet: "SELECT id FROM events WHERE ns = ? AND event = ?",
@@ -133,7 +133,6 @@ const PLUCKED = [
   "segmentsStep",
   "segmentsLeasedStep",
   "segmentsLast",
-  "queueGrow",
   "queueNs",
   "roomGet",
   "roomGrow",
