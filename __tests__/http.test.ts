@@ -98,10 +98,11 @@ test("GET /dashboard serves the live page built on the JSON views", async () => 
   ctx = await startHub();
   const res = await fetch(`${ctx.url}/dashboard`);
   expect(res.status).toBe(200);
+  expect(res.url).toBe(`${ctx.url}/dashboard/`);
   expect(res.headers.get("content-type")).toContain("text/html");
-  const html = await res.text();
-  for (const view of ["/healthz", "/namespaces", "/queues?ns=", "/clients?ns=", "/dead-letters?ns="])
-    expect(html).toContain(view);
+  const script = await (await fetch(`${ctx.url}/dashboard/dashboard.js`)).text();
+  for (const view of ['"healthz"', '"namespaces"', "`queues?ns=", "`clients?ns=", "`dead-letters?ns=", '"metrics"'])
+    expect(script).toContain(view);
   const sub = await ctx.client("/caps", { clientId: "sub" });
   await sub.request("subscribe", { event: "e" });
   await post(`${ctx.url}/publish/caps/e`, "1");

@@ -3,11 +3,18 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import type { ConnectedClient } from "./cluster.js";
 import type { HubConfig } from "./config.js";
-import { DASHBOARD_HTML } from "./dashboard.js";
 import type { Logger } from "./log.js";
 import { answerCors, type OriginPolicy } from "./origins.js";
-import { type ErrorCode, failure, isValidNamespace, type Reply, toNamespace } from "./protocol.js";
+import {
+  type ErrorCode,
+  failure,
+  isValidClientId,
+  isValidNamespace,
+  type Reply,
+  toNamespace,
+} from "./protocol.js";
 import type { QueueCore } from "./queue.js";
+import { serveStatic } from "./static.js";
 import { type NamespaceSummary, type PageRequest, type QueueStore, StoreError } from "./store/store.js";
 import type { TokenVerifier } from "./token.js";
 import { parsePublish } from "./validate.js";
@@ -65,6 +72,7 @@ export function createHttpHandler(deps: HttpDeps) {
 
 async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? "/", "http://hub");
+  if (await serveStatic(req, res, url.pathname)) return;
   const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (req.method !== "GET" && req.method !== "HEAD") checkStateChange(deps, req);
   if (req.method === "GET" && url.pathname === "/healthz") {
@@ -77,10 +85,6 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     });
   }
   if (req.method === "GET" && url.pathname === "/metrics") return await sendMetrics(deps, res);
-  if (req.method === "GET" && (url.pathname === "/" || url.pathname === "/dashboard")) {
-    res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    return res.end(DASHBOARD_HTML);
-  }
   if (
     parts[0] === "dead-letters" ||
     ["/namespaces", "/queues", "/subscriptions", "/rooms", "/clients"].includes(url.pathname)
@@ -186,6 +190,9 @@ async function operatorView(
       const { items, next } = await deps.store.subscriptions(page, ns);
       return send(res, 200, { ok: true, subscriptions: items, next });
     }
+    const room = url.searchParams.get("room");
+    if (url.pathname === "/rooms" && room !== null)
+      return send(res, 200, await membersView(deps, ns ?? "/", room, page));
     if (url.pathname === "/rooms") {
       const { items, next } = await deps.store.rooms(ns ?? "/", page);
       return send(res, 200, { ok: true, ns: ns ?? "/", rooms: items, next });
@@ -219,6 +226,28 @@ async function operatorView(
     return send(res, 200, { ok: true, queues });
   }
   send(res, 404, failure("INVALID_ARGUMENT", `no route ${req.method} ${url.pathname}`));
+}
+
+/** `/rooms?room=`: a room's members, each with whether it is connected now (to any hub). */
+async function membersView(deps: HttpDeps, ns: string, room: string, page: PageRequest) {
+  if (!isValidClientId(room)) {
+    throw new HttpError(
+      400,
+      failure("INVALID_ARGUMENT", `room "${String(room).slice(0, 80)}" is not a valid room name`),
+    );
+  }
+  const [{ items, next }, { clients }] = await Promise.all([
+    deps.store.roomMembers(ns, room, page),
+    deps.clients(ns),
+  ]);
+  const online = new Set(clients.map((c) => c.clientId));
+  return {
+    ok: true,
+    ns,
+    room,
+    members: items.map((clientId) => ({ clientId, online: online.has(clientId) })),
+    next,
+  };
 }
 
 /** `?limit=` (default 100, at most 1000) and `?cursor=` (a view's `next`). */
