@@ -101,7 +101,14 @@ test("GET /dashboard serves the live page built on the JSON views", async () => 
   expect(res.url).toBe(`${ctx.url}/dashboard/`);
   expect(res.headers.get("content-type")).toContain("text/html");
   const script = await (await fetch(`${ctx.url}/dashboard/dashboard.js`)).text();
-  for (const view of ['"healthz"', '"namespaces"', "`queues?ns=", "`clients?ns=", "`dead-letters?ns=", '"metrics"'])
+  for (const view of [
+    '"healthz"',
+    '"namespaces"',
+    "`queues?ns=",
+    "`clients?ns=",
+    "`dead-letters?ns=",
+    '"metrics"',
+  ])
     expect(script).toContain(view);
   const sub = await ctx.client("/caps", { clientId: "sub" });
   await sub.request("subscribe", { event: "e" });
