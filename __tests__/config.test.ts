@@ -17,6 +17,7 @@ test("defaults a user would expect", () => {
     secret: null,
     namespaces: null,
     allowEio3: true,
+    maxRoomsPerClient: 100,
   });
 });
 
@@ -56,6 +57,7 @@ test.each([
   ["HUB_NAMESPACES", "caps,Bad Name"],
   ["LOG_LEVEL", "loud"],
   ["HUB_ALLOW_EIO3", "maybe"],
+  ["HUB_MAX_ROOMS_PER_CLIENT", "-1"],
 ])("%s=%s is refused with a message naming it", (name, value) => {
   expect(() => parseConfig({ [name]: value })).toThrow(ConfigError);
   expect(() => parseConfig({ [name]: value })).toThrow(name);

@@ -44,7 +44,9 @@ describeRedis("Socket.IO across hubs", () => {
     const a = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
     const b = await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix }));
     try {
-      const onB = await b.client("/caps", { clientId: "watcher" });
+      // A classroom connection's join: a live Socket.IO room (an identified one's is durable).
+      const onB = await b.client("/caps");
+      expect(await onB.request("join", "watcher")).toEqual({ ok: true });
       expect(await onB.request("join", "ops")).toEqual({ ok: true });
       const notices: unknown[] = [];
       onB.socket.on("notice", (n: unknown) => notices.push(n));

@@ -46,6 +46,22 @@ const BAD_INPUTS: [string, unknown[], string][] = [
   ["join", [], "INVALID_ARGUMENT"],
   ["join", [{ room: "x" }], "INVALID_ARGUMENT"],
   ["join", ["x".repeat(200)], "INVALID_ARGUMENT"],
+  ["join", ["a/b"], "INVALID_ARGUMENT"],
+  ["leave", [], "INVALID_ARGUMENT"],
+  ["leave", [42], "INVALID_ARGUMENT"],
+  ["members", [], "INVALID_ARGUMENT"],
+  ["members", [{}], "INVALID_ARGUMENT"],
+  ["members", [{ room: "a/b" }], "INVALID_ARGUMENT"],
+  ["members", [{ room: "r", limit: 0 }], "INVALID_ARGUMENT"],
+  ["members", [{ room: "r", limit: 1001 }], "INVALID_ARGUMENT"],
+  ["members", [{ room: "r", cursor: "" }], "INVALID_ARGUMENT"],
+  ["members", [{ room: "r", surprise: 1 }], "INVALID_ARGUMENT"],
+  ["members", [{ room: "r" }], "FORBIDDEN"],
+  ["publish", [{ event: "ok", room: "bad/room" }], "INVALID_ARGUMENT"],
+  ["publish", [{ event: "ok", room: 7 }], "INVALID_ARGUMENT"],
+  ["publish", [{ event: "ok", to: "a", room: "r" }], "INVALID_ARGUMENT"],
+  ["publish", [[{ event: "ok" }, { event: "ok", to: ["a"], room: "r" }]], "INVALID_ARGUMENT"],
+  ["publish", [{ event: "ok", room: "r" }], "FORBIDDEN"],
 ];
 
 const CASES = BAD_INPUTS.map(
@@ -57,9 +73,10 @@ test.each(CASES)("%s %s is refused with %s", async (event, _shown, code, args) =
   const client = await ctx.client("/caps", { clientId: "c" });
   const reply = await client.request(event, ...args);
   expect(reply).toEqual({ ok: false, error: { code, message: expect.any(String) } });
-  // Nothing changed: no subscription, nothing queued.
+  // Nothing changed: no subscription, nothing queued, no room joined.
   expect((await ctx.hub.store.subscriptions({ limit: 10 })).items).toEqual([]);
   expect((await ctx.hub.store.stats({ limit: 10 })).items).toEqual([]);
+  expect((await ctx.hub.store.rooms("/caps", { limit: 10 })).items).toEqual([]);
 });
 
 test("error messages name the field", async () => {

@@ -99,9 +99,11 @@ export function clientToHub() {
   });
   hubSocket.on("members", (req, ack) => {
     expectType<string>(req.room);
-    ack?.({ ok: true, members: [{ clientId: "a", online: true }] });
+    ack?.({ ok: true, members: [{ clientId: "a", online: true }], next: null });
     // @ts-expect-error a member says whether it is online
-    ack?.({ ok: true, members: [{ clientId: "a" }] });
+    ack?.({ ok: true, members: [{ clientId: "a" }], next: null });
+    // @ts-expect-error a page says where the next one starts (null after the last)
+    ack?.({ ok: true, members: [] });
   });
   hubSocket.on("received", (req, ack) => {
     // @ts-expect-error the reply counts what was removed

@@ -53,6 +53,8 @@ export interface HubConfig {
   rateLimit: number;
   /** Idempotency keys are remembered this long. @default 120000 */
   dedupWindowMs: number;
+  /** Durable rooms a client may be a member of in one namespace; 0 = unlimited. @default 100 */
+  maxRoomsPerClient: number;
   /**
    * Origins of the web pages allowed to connect and to call the HTTP endpoints from a browser
    * (`https://app.example`; `*` for any). Pages the hub serves itself need no entry.
@@ -100,6 +102,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   maxBatch: 100,
   rateLimit: 0,
   dedupWindowMs: 120_000,
+  maxRoomsPerClient: 100,
   corsOrigins: [],
   devTokens: false,
   allowEio3: true,
@@ -193,6 +196,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     maxBatch: int("HUB_MAX_BATCH", d.maxBatch, 1),
     rateLimit: int("HUB_RATE_LIMIT", d.rateLimit),
     dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", d.dedupWindowMs, 1),
+    maxRoomsPerClient: int("HUB_MAX_ROOMS_PER_CLIENT", d.maxRoomsPerClient),
     corsOrigins,
     devTokens: bool("HUB_DEV_TOKENS", d.devTokens),
     allowEio3: bool("HUB_ALLOW_EIO3", d.allowEio3),

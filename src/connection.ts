@@ -27,9 +27,11 @@ import {
   type Message,
 } from "./protocol.js";
 import type { Consumer, QueueCore } from "./queue.js";
+import type { Rooms } from "./rooms.js";
 import { publisherScope } from "./store/store.js";
 import {
   parseGetAll,
+  parseMembers,
   parsePublish,
   parseReceived,
   parseRoom,
@@ -59,11 +61,14 @@ const REFUSAL_LOG_EVERY_MS = 6000;
 export function handleConnection(
   socket: HubSocket,
   core: QueueCore,
+  rooms: Rooms,
   log: Logger,
   options: ConnectionOptions,
 ) {
   const ns = socket.nsp.name;
   const { classroom } = socket.data;
+  /** An identified connection's clientId, fixed when it connected; null on a classroom connection. */
+  const identified = classroom ? null : socket.data.clientId;
   /** Unnamed classroom publishers share one rate bucket and key scope per remote address. */
   const addressScope = publisherScope.address(socket.handshake.address);
   let consumer: Consumer | null = null;
@@ -162,6 +167,15 @@ export function handleConnection(
     const from =
       classroom && claimed === undefined && socket.data.clientId === null ? null : identity(claimed);
     if (from !== null && typeof from !== "string") return from;
+    const toRooms = parsed.value.items.flatMap((item) => (item.room === undefined ? [] : [item.room]));
+    if (toRooms.length > 0) {
+      // Members may publish to their rooms.
+      if (from === null || identified === null) return roomsForbidden("publish");
+      const allowed = rooms.mayUse(socket, from, toRooms);
+      // Awaited only when the store must say: a publish that waits could be overtaken by a later one.
+      const answer = allowed instanceof Promise ? await allowed : allowed;
+      if (!answer.ok) return answer;
+    }
     // Classroom publishes are routed by payload (the lab's store routing); identified ones never are.
     const scope = from === null ? addressScope : undefined;
     const result = await core.publish(ns, from, parsed.value.items, scope, classroom);
@@ -169,12 +183,33 @@ export function handleConnection(
     return { ok: true, messageId: result.messageIds[0] as string };
   };
 
+  /** Durable rooms are for identified connections; a classroom connection's rooms are Socket.IO's live ones. */
+  const roomsForbidden = (what: string) =>
+    failure("FORBIDDEN", `${what}: durable rooms are for connections that connect with auth.clientId`);
+
   on("join", (arg) => {
     const room = parseRoom(arg);
     if (!room.ok) return room;
+    if (identified !== null) return rooms.join(socket, identified, room.value);
+    // The lab's join: a live Socket.IO room (which carries no deliveries), and a name if it has none.
     void socket.join(room.value);
     if (socket.data.clientId === null) identity(room.value);
     return { ok: true };
+  });
+
+  on("leave", (arg) => {
+    const room = parseRoom(arg, "leave");
+    if (!room.ok) return room;
+    if (identified !== null) return rooms.leave(socket, identified, room.value);
+    void socket.leave(room.value);
+    return { ok: true };
+  });
+
+  on("members", (arg) => {
+    const parsed = parseMembers(arg);
+    if (!parsed.ok) return parsed;
+    if (identified === null) return roomsForbidden("members");
+    return rooms.members(socket, identified, parsed.value.room, parsed.value.page);
   });
 
   on("subscribe", async (arg) => {
@@ -248,9 +283,18 @@ export function handleConnection(
     });
   });
 
+  // Socket.IO takes a closing socket out of its rooms between these two events.
+  let memberOf: string[] = [];
+  socket.on("disconnecting", () => {
+    memberOf = rooms.roomsOf(socket);
+  });
   socket.on("disconnect", () => {
     if (consumer) core.detach(consumer);
+    if (identified !== null) void rooms.disconnected(socket.nsp, identified, memberOf);
   });
 
-  if (!classroom && socket.data.clientId !== null) consume(socket.data.clientId);
+  if (identified !== null) {
+    consume(identified);
+    rooms.connected(socket, identified);
+  }
 }

@@ -107,7 +107,7 @@ async function publish(
   event: string,
   url: URL,
 ) {
-  await authorize(deps, req);
+  const subject = await authorize(deps, req);
   if (!isValidNamespace(ns)) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not a valid name`));
   }
@@ -122,12 +122,24 @@ async function publish(
     throw new HttpError(400, failure("INVALID_ARGUMENT", "body: not valid JSON"));
   }
   const to = url.searchParams.get("to")?.split(",").filter(Boolean);
+  const room = url.searchParams.get("room");
   const key = req.headers["idempotency-key"];
   const parsed = parsePublish(
-    { event, payload, ...(to?.length ? { to } : {}), ...(typeof key === "string" ? { key } : {}) },
+    {
+      event,
+      payload,
+      ...(to?.length ? { to } : {}),
+      ...(room !== null ? { room } : {}),
+      ...(typeof key === "string" ? { key } : {}),
+    },
     1,
   );
   if (!parsed.ok) throw new HttpError(STATUS[parsed.error.code], parsed);
+  // With a secret, a room takes publishes from its members' tokens; an open hub trusts everyone.
+  if (room !== null && subject !== null) {
+    const allowed = await deps.core.memberOf(ns, subject, [room]);
+    if (!allowed.ok) throw new HttpError(STATUS[allowed.error.code], allowed);
+  }
   // On an open hub, HTTP publishes are routed by payload, as classroom ones are.
   const result = await deps.core.publish(ns, null, parsed.value.items, undefined, deps.verifier === null);
   if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
@@ -154,15 +166,18 @@ function checkStateChange(deps: HttpDeps, req: IncomingMessage) {
   }
 }
 
-async function authorize(deps: HttpDeps, req: IncomingMessage) {
-  if (!deps.verifier) return;
+/** The bearer token's subject (null on an open hub); a missing or bad token: 401. */
+async function authorize(deps: HttpDeps, req: IncomingMessage): Promise<string | null> {
+  if (!deps.verifier) return null;
   const bearer = req.headers.authorization?.replace(/^Bearer\s+/i, "");
-  if (!(await deps.verifier.subject(bearer))) {
+  const subject = await deps.verifier.subject(bearer);
+  if (!subject) {
     throw new HttpError(
       401,
       failure("UNAUTHORIZED", "send Authorization: Bearer <token signed with HUB_SECRET>"),
     );
   }
+  return subject;
 }
 
 /** JSON views for operators: queues, subscriptions, connected clients, and dead letters to requeue or drop. */

@@ -41,6 +41,7 @@ import {
   isValidClientId,
 } from "./protocol.js";
 import { QueueCore } from "./queue.js";
+import { Rooms } from "./rooms.js";
 import { openStore } from "./store/index.js";
 import type { NamespaceSummary, Page, QueueStore } from "./store/store.js";
 import { TokenVerifier } from "./token.js";
@@ -213,6 +214,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const store = resolved.queueStore ?? (await openStore(config));
   const metrics = new HubMetrics();
   const core = new QueueCore(store, config, log, metrics);
+  const rooms = new Rooms(core, log);
   const verifier = config.secret ? new TokenVerifier(config.secret) : null;
 
   const sockets = new LiveSockets<HubSocket>();
@@ -260,7 +262,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const onConnection = (socket: HubSocket) => {
     sockets.add(socket);
     socket.once("disconnect", () => sockets.delete(socket));
-    handleConnection(socket, core, log, { maxBatch: config.maxBatch });
+    handleConnection(socket, core, rooms, log, { maxBatch: config.maxBatch });
   };
   const served: HubNamespace[] = [];
   const serve = (nsp: HubNamespace) => {

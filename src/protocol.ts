@@ -83,6 +83,10 @@ export interface GetAllRequest {
 
 export interface MembersRequest {
   room: string;
+  /** Members per page, 1–1000. @default 100 */
+  limit?: number;
+  /** The previous page's `next`: where this page starts. */
+  cursor?: string;
 }
 
 export interface RoomMember {
@@ -97,7 +101,8 @@ export type PublishReply = Reply<{ messageId: string }>;
 export type PublishBatchReply = Reply<{ messageIds: string[] }>;
 export type ReceivedReply = Reply<{ removed: number }>;
 export type GetAllReply = Reply<{ count: number }>;
-export type MembersReply = Reply<{ members: RoomMember[] }>;
+/** A page of a room's members, by clientId; `next` is the cursor of the following page, null after the last. */
+export type MembersReply = Reply<{ members: RoomMember[]; next: string | null }>;
 
 type Ack<R> = (reply: R) => void;
 

@@ -12,6 +12,8 @@ import {
   isGroupQueue,
   type NewMessage,
   nsKey,
+  type Page,
+  type PageRequest,
   publisherScope,
   type QueueName,
   type QueueStore,
@@ -31,6 +33,7 @@ export type DeliveryLimits = Pick<
   | "rateLimit"
   | "dedupWindowMs"
   | "routeField"
+  | "maxRoomsPerClient"
 >;
 
 /** Idempotency scope of a publisher the caller did not name: all of them share it. */
@@ -283,6 +286,54 @@ export class QueueCore {
     // Not acked after all (store outage): back in flight, so that the ack timeout redelivers them.
     if (!result.ok) for (const { conn, id, flight } of freed) if (!conn.closed) conn.inflight.set(id, flight);
     return result;
+  }
+
+  /** Makes the client a durable member of the room, within `maxRoomsPerClient`; `joined` is false when it was one already. */
+  async joinRoom(ns: string, room: string, clientId: string): Promise<Reply<{ joined: boolean }>> {
+    return this.guard(async () => {
+      const max = this.limits.maxRoomsPerClient;
+      if (max > 0 && !(await this.store.isMember(ns, room, clientId))) {
+        const rooms = await this.store.clientRooms(ns, clientId);
+        if (rooms.length >= max) {
+          return this.refuse(
+            failure(
+              "FORBIDDEN",
+              `join: ${clientId} is a member of ${rooms.length} rooms, the most HUB_MAX_ROOMS_PER_CLIENT allows; leave one first`,
+            ),
+          );
+        }
+      }
+      return { ok: true, joined: await this.store.joinRoom(ns, room, clientId) };
+    });
+  }
+
+  /** Ends the client's membership (its queued room messages stay); `left` is false when it was none. */
+  async leaveRoom(ns: string, room: string, clientId: string): Promise<Reply<{ left: boolean }>> {
+    return this.guard(async () => ({ ok: true, left: await this.store.leaveRoom(ns, room, clientId) }));
+  }
+
+  /** The client's rooms in the namespace. */
+  clientRooms(ns: string, clientId: string): Promise<string[]> {
+    return this.store.clientRooms(ns, clientId);
+  }
+
+  /** Refused unless the client is a member of every room named (members may publish to and list their rooms). */
+  async memberOf(ns: string, clientId: string, rooms: Iterable<string>): Promise<Reply> {
+    return this.guard(async () => {
+      for (const room of new Set(rooms)) {
+        if (!(await this.store.isMember(ns, room, clientId))) {
+          return this.refuse(
+            failure("FORBIDDEN", `${clientId} is not a member of room ${room}: join it first`),
+          );
+        }
+      }
+      return { ok: true };
+    });
+  }
+
+  /** A page of a room's members' clientIds. */
+  async roomMembers(ns: string, room: string, page: PageRequest): Promise<Reply<Page<string>>> {
+    return this.guard(async () => ({ ok: true, ...(await this.store.roomMembers(ns, room, page)) }));
   }
 
   /** Restarts the connection's stream from the head of its queues; counts what is pending. */

@@ -9,8 +9,13 @@ import {
   type PublishRequest,
   RESERVED_EVENTS,
 } from "./protocol.js";
+import { PAGE_LIMIT_MAX } from "./store/store.js";
 
 const clientId = z.string().regex(CLIENT_ID_PATTERN, "must be 1–128 letters, digits, spaces or ._:@-");
+/** A room name follows the clientId rules. */
+const roomName = z
+  .string()
+  .regex(CLIENT_ID_PATTERN, "must be a room name: 1–128 letters, digits, spaces or ._:@-");
 const eventName = z
   .string()
   .regex(EVENT_PATTERN, "must be 1–64 letters, digits, spaces or ._:@-")
@@ -29,6 +34,7 @@ const publishItem = z
         error: "must be a clientId or an array of 1–1000 clientIds",
       })
       .optional(),
+    room: roomName.optional(),
     key: z.string().min(1).max(256).optional(),
     echo: z.boolean().optional(),
     ttl: z.number().int().positive().optional(),
@@ -49,6 +55,13 @@ const received = z
     message: "messageId or messageIds is required",
     path: ["messageId"],
   });
+const members = z
+  .object({
+    room: roomName,
+    limit: z.number().int().min(1).max(PAGE_LIMIT_MAX).optional(),
+    cursor: z.string().min(1).max(1024).optional(),
+  })
+  .strict();
 const getAll = z.object({ event: eventName.optional(), clientId: clientId.optional() }).optional();
 
 type Parsed<T> = { ok: true; value: T } | Failure;
@@ -85,6 +98,12 @@ export function parsePublish(
     const item = parse(publishItem, raw, batch ? `publish[${i}]` : "publish");
     if (!item.ok) return item;
     const { to, ...rest } = item.value;
+    if (to !== undefined && rest.room !== undefined) {
+      return failure(
+        "INVALID_ARGUMENT",
+        `${batch ? `publish[${i}]` : "publish"}: to and room cannot be used together`,
+      );
+    }
     items.push(to === undefined ? rest : { ...rest, to: [...new Set(toList(to))] });
   }
   if (batch) {
@@ -129,6 +148,15 @@ export function parseGetAll(input: unknown) {
   return { ok: true as const, value: { event: parsed.value?.event, clientId: parsed.value?.clientId } };
 }
 
-export function parseRoom(input: unknown) {
-  return parse(clientId, input, "join");
+/** The room of `join` or `leave`. */
+export function parseRoom(input: unknown, what: "join" | "leave" = "join") {
+  return parse(roomName, input, what);
+}
+
+/** `members { room, limit?, cursor? }`: a page of the room's members (100 unless `limit` says). */
+export function parseMembers(input: unknown) {
+  const parsed = parse(members, input, "members");
+  if (!parsed.ok) return parsed;
+  const { room, limit, cursor } = parsed.value;
+  return { ok: true as const, value: { room, page: { limit: limit ?? 100, after: cursor ?? null } } };
 }

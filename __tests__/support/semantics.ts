@@ -1,8 +1,8 @@
 // The delivery semantics of the contract, over real sockets. Run against every way of
 // running the hub (memory store, SQLite store, a cluster), like the store conformance suite.
 import type { HubConfig } from "../../src/config.js";
-import type { Message } from "../../src/protocol.js";
-import { settle, type TestContext, waitUntil } from "./hub.js";
+import type { Message, PresenceEvent } from "../../src/protocol.js";
+import { settle, type TestClient, type TestContext, waitUntil } from "./hub.js";
 
 export type HubFactory = (overrides?: Partial<HubConfig>) => Promise<TestContext>;
 
@@ -445,6 +445,210 @@ export function deliverySemantics(name: string, start: HubFactory) {
       for (const m of members) expect(m.messages.length).toBeGreaterThanOrEqual(4);
       const all = members.flatMap((m) => m.payloads()).sort((a, b) => Number(a) - Number(b));
       expect(all).toEqual(Array.from({ length: 24 }, (_, i) => i));
+    });
+
+    describe("rooms", () => {
+      /** Presence events a client got, as `clientId:online` strings, in arrival order. */
+      const presence = (client: TestClient) => {
+        const seen: string[] = [];
+        client.socket.on("presence", (p: PresenceEvent) => seen.push(`${p.room}:${p.clientId}:${p.online}`));
+        return seen;
+      };
+
+      test("a room publish reaches every other member, in order with the rest of its queue, carrying room", async () => {
+        ctx = await start();
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        const bob = await ctx.client("/chat", { clientId: "bob" });
+        const carol = await ctx.client("/chat", { clientId: "carol" });
+        expect(await alice.request("join", "lobby")).toEqual({ ok: true });
+        expect(await bob.request("join", "lobby")).toEqual({ ok: true });
+        await bob.request("subscribe", { event: "news" });
+        await carol.request("publish", { event: "news", payload: "n1" });
+        const said = await alice.request("publish", { event: "chat", payload: "hi", room: "lobby" });
+        expect(said).toEqual({ ok: true, messageId: expect.any(String) });
+        await carol.request("publish", { event: "news", payload: "n2" });
+        await bob.received(3);
+        expect(bob.messages.map((m) => [m.event, m.payload, m.room])).toEqual([
+          ["news", "n1", undefined],
+          ["chat", "hi", "lobby"],
+          ["news", "n2", undefined],
+        ]);
+        expect(bob.messages[1]).toEqual({
+          messageId: said.messageId,
+          event: "chat",
+          payload: "hi",
+          publishedAt: expect.any(Number),
+          from: "alice",
+          deliveries: 1,
+          room: "lobby",
+        });
+        // The publisher gets its own line only with echo; a non-member never.
+        await alice.request("publish", { event: "chat", payload: "echoed", room: "lobby", echo: true });
+        await alice.received(1);
+        await bob.received(4);
+        await settle();
+        expect(alice.payloads()).toEqual(["echoed"]);
+        expect(carol.messages).toEqual([]);
+      });
+
+      test("a member who was offline catches up on its rooms, once; leave keeps what is queued", async () => {
+        ctx = await start();
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        const bob = await ctx.client("/chat", { clientId: "bob" });
+        await alice.request("join", "lobby");
+        await bob.request("join", "lobby");
+        bob.close();
+        await alice.request("publish", [
+          { event: "chat", payload: 1, room: "lobby" },
+          { event: "chat", payload: 2, room: "lobby" },
+        ]);
+        await alice.request("publish", { event: "chat", payload: 3, room: "lobby" });
+        const back = await ctx.client("/chat", { clientId: "bob" });
+        await back.received(3);
+        expect(back.messages.map((m) => [m.payload, m.room, m.deliveries])).toEqual([
+          [1, "lobby", 1],
+          [2, "lobby", 1],
+          [3, "lobby", 1],
+        ]);
+        expect(await back.ackAll()).toBe(3);
+        back.close();
+        await alice.request("publish", { event: "chat", payload: 4, room: "lobby" });
+        const again = await ctx.client("/chat", { clientId: "bob" });
+        expect(await again.request("leave", "lobby")).toEqual({ ok: true });
+        await again.received(1);
+        await alice.request("publish", { event: "chat", payload: 5, room: "lobby" });
+        await settle();
+        expect(again.payloads()).toEqual([4]);
+        expect(await again.request("members", { room: "lobby" })).toMatchObject({
+          ok: false,
+          error: { code: "FORBIDDEN" },
+        });
+      });
+
+      test("members and presence: first connection online, last one offline, leave offline; live only", async () => {
+        ctx = await start();
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        const seen = presence(alice);
+        await alice.request("join", "lobby");
+        const bob = await ctx.client("/chat", { clientId: "bob" });
+        const bobSeen = presence(bob);
+        await bob.request("join", "lobby");
+        await waitUntil(
+          () => seen.length === 1,
+          5000,
+          () => seen.join(),
+        );
+        expect(seen).toEqual(["lobby:bob:true"]);
+        expect(await alice.request("members", { room: "lobby" })).toEqual({
+          ok: true,
+          members: [
+            { clientId: "alice", online: true },
+            { clientId: "bob", online: true },
+          ],
+          next: null,
+        });
+        // A second connection of bob is not news; closing one of two is not either.
+        const bob2 = await ctx.client("/chat", { clientId: "bob" });
+        // Its members request is answered once it has joined its rooms' presence.
+        expect(await bob2.request("members", { room: "lobby", limit: 1 })).toMatchObject({ ok: true });
+        bob2.close();
+        bob.close();
+        await waitUntil(
+          () => seen.length === 2,
+          5000,
+          () => seen.join(),
+        );
+        expect(seen).toEqual(["lobby:bob:true", "lobby:bob:false"]);
+        const offline = await alice.request("members", { room: "lobby", limit: 1 });
+        expect(offline).toEqual({
+          ok: true,
+          members: [{ clientId: "alice", online: true }],
+          next: expect.any(String),
+        });
+        expect(await alice.request("members", { room: "lobby", limit: 1, cursor: offline.next })).toEqual({
+          ok: true,
+          members: [{ clientId: "bob", online: false }],
+          next: null,
+        });
+        const back = await ctx.client("/chat", { clientId: "bob" });
+        await waitUntil(
+          () => seen.length === 3,
+          5000,
+          () => seen.join(),
+        );
+        expect(await back.request("leave", "lobby")).toEqual({ ok: true });
+        await waitUntil(
+          () => seen.length === 4,
+          5000,
+          () => seen.join(),
+        );
+        expect(seen).toEqual(["lobby:bob:true", "lobby:bob:false", "lobby:bob:true", "lobby:bob:false"]);
+        // Nobody hears of themselves; and presence is never queued.
+        expect(bobSeen).toEqual([]);
+        expect(await back.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      });
+
+      test("a member's later connections hear its rooms' presence, and only theirs", async () => {
+        ctx = await start();
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        const bob = await ctx.client("/chat", { clientId: "bob" });
+        await alice.request("join", "lobby");
+        await bob.request("join", "lobby");
+        await bob.request("join", "kitchen");
+        alice.close();
+        bob.close();
+        const back = await ctx.client("/chat", { clientId: "alice" });
+        const seen = presence(back);
+        await back.request("members", { room: "lobby" });
+        await ctx.client("/chat", { clientId: "bob" });
+        await waitUntil(() => seen.length === 1, 5000);
+        await settle();
+        expect(seen).toEqual(["lobby:bob:true"]);
+      });
+
+      test("non-members may neither publish to nor list a room", async () => {
+        ctx = await start();
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        await alice.request("join", "lobby");
+        const mallory = await ctx.client("/chat", { clientId: "mallory" });
+        const forbidden = { ok: false, error: { code: "FORBIDDEN", message: expect.any(String) } };
+        expect(await mallory.request("publish", { event: "chat", payload: "x", room: "lobby" })).toEqual(
+          forbidden,
+        );
+        expect(
+          await mallory.request("publish", [
+            { event: "chat", payload: "y" },
+            { event: "chat", payload: "z", room: "lobby" },
+          ]),
+        ).toEqual(forbidden);
+        expect(await mallory.request("members", { room: "lobby" })).toEqual(forbidden);
+        await settle();
+        expect(await alice.request("getAll", {})).toEqual({ ok: true, count: 0 });
+      });
+
+      test("a room publish takes key, TTL and queue limits as a publish with `to` does", async () => {
+        ctx = await start({ maxQueueLength: 2 });
+        const alice = await ctx.client("/chat", { clientId: "alice" });
+        const bob = await ctx.client("/chat", { clientId: "bob" });
+        await alice.request("join", "lobby");
+        await bob.request("join", "lobby");
+        bob.close();
+        const line = { event: "chat", payload: "once", room: "lobby", key: "line-1" };
+        const first = await alice.request("publish", line);
+        expect(await alice.request("publish", line)).toEqual(first);
+        await alice.request("publish", { event: "chat", payload: "brief", room: "lobby", ttl: 1 });
+        expect(
+          await alice.request("publish", { event: "chat", payload: "over", room: "lobby" }),
+        ).toMatchObject({
+          ok: false,
+          error: { code: "QUEUE_FULL" },
+        });
+        await settle(50);
+        const back = await ctx.client("/chat", { clientId: "bob" });
+        await back.received(1);
+        await settle();
+        expect(back.payloads()).toEqual(["once"]);
+      });
     });
   });
 }
