@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
 import type { ConnectedClient } from "./cluster.js";
 import type { HubConfig } from "./config.js";
+import { DEV_TOKEN_PATH, mintDevToken } from "./dev-tokens.js";
 import type { Logger } from "./log.js";
 import { answerCors, type OriginPolicy } from "./origins.js";
 import {
@@ -91,6 +92,19 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
   ) {
     await authorize(deps, req);
     return operatorView(deps, req, res, url, parts);
+  }
+  if (
+    req.method === "POST" &&
+    url.pathname === DEV_TOKEN_PATH &&
+    deps.config.devTokens &&
+    deps.config.secret
+  ) {
+    const { status, reply } = await mintDevToken(
+      deps.config.secret,
+      req.socket.remoteAddress,
+      await readJson(req),
+    );
+    return send(res, status, reply);
   }
   if (req.method === "POST" && parts[0] === "publish" && (parts.length === 2 || parts.length === 3)) {
     const [ns, event] = parts.length === 2 ? ["/", parts[1]] : [`/${parts[1]}`, parts[2]];
@@ -317,6 +331,16 @@ async function namespacesView(deps: HttpDeps, page: PageRequest) {
   const cursor =
     next === null ? null : Buffer.from(JSON.stringify({ store: next, last })).toString("base64url");
   return { namespaces: rows, next: cursor };
+}
+
+/** A small JSON body (1 KiB at most); 400 when it is not JSON. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const body = await readBody(req, 1024);
+  try {
+    return JSON.parse(body);
+  } catch {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", "body: not valid JSON"));
+  }
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<string> {

@@ -18,7 +18,9 @@ import {
   joinCluster,
   useRedisAdapter,
 } from "./cluster.js";
+import { ConfigError } from "./config.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
+import { DEV_TOKENS_WARNING, devTokensRefusal } from "./dev-tokens.js";
 import { createHttpHandler } from "./http.js";
 import { LiveSockets } from "./live-sockets.js";
 import type { Logger } from "./log.js";
@@ -96,6 +98,8 @@ export interface Hub extends AttachedHub {
 export async function createHub(options: HubOptions = {}): Promise<Hub> {
   const resolved = resolveOptions(options, "create");
   const { config } = resolved;
+  const devTokensRefused = config.devTokens ? devTokensRefusal(config.host) : null;
+  if (devTokensRefused) throw new ConfigError(devTokensRefused);
   let attached: AttachedHub | null = null;
   // Socket.IO takes over this server's request listeners and passes on whatever is not its own.
   const httpServer = createServer((req, res) => {
@@ -211,6 +215,13 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     log.warn("queuehub attached to no namespace");
   }
   checkHostServer(io, resolved, log);
+  if (config.devTokens) {
+    if (config.secret) log.warn(DEV_TOKENS_WARNING);
+    else
+      log.info(
+        "HUB_DEV_TOKENS is set but HUB_SECRET is not: an open hub needs no tokens, POST /dev/token is off",
+      );
+  }
   const store = resolved.queueStore ?? (await openStore(config));
   const metrics = new HubMetrics();
   const core = new QueueCore(store, config, log, metrics);

@@ -2,6 +2,7 @@
 // Entry point: read config once, open the store, listen, and shut down cleanly on signals.
 import "dotenv/config";
 import { ConfigError, parseConfig } from "./config.js";
+import { DEV_TOKENS_WARNING } from "./dev-tokens.js";
 import { createHub } from "./hub.js";
 import { createLogger } from "./log.js";
 
@@ -13,6 +14,7 @@ Settings (environment variables; see .env.example and README.md):
   PORT=3000  HUB_HOST=0.0.0.0  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db
   HUB_SYNC=normal|full|off  HUB_FLUSH_MS=0  REDIS_URL  HUB_REDIS_PREFIX=queuehub:
   HUB_SECRET  HUB_NAMESPACES=caps,orders  HUB_CORS_ORIGINS=https://app.example  LOG_LEVEL=info
+  HUB_DEV_TOKENS=0 (development only: POST /dev/token mints tokens for any name)
   HUB_PREFETCH=256  HUB_ACK_TIMEOUT_MS=30000  HUB_MAX_DELIVERIES=10  HUB_MESSAGE_TTL_MS=0
   HUB_MAX_QUEUE_LENGTH=0  HUB_OVERFLOW=reject|drop-oldest  HUB_MAX_PAYLOAD_BYTES=262144
   HUB_MAX_BATCH=100  HUB_RATE_LIMIT=0  HUB_DEDUP_WINDOW_MS=120000  HUB_ALLOW_EIO3=true
@@ -74,6 +76,8 @@ async function main() {
     },
     "hub listening",
   );
+  // Said where a person starting the hub sees it, not only in the log.
+  if (config.devTokens && config.secret) process.stderr.write(`queuehub: ${DEV_TOKENS_WARNING}\n`);
 }
 
 void main();
