@@ -5,7 +5,7 @@
 // Quick: the install skips install scripts and reuses the better-sqlite3 addon built here.
 // Usage: node scripts/pack-check.mjs [--keep]   (--keep leaves the temporary project for a look)
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -72,7 +72,7 @@ try {
   const tsc = join(dirname(createRequire(import.meta.url).resolve("typescript/package.json")), "bin/tsc");
   sh(process.execPath, [tsc, "-p", app], app);
 
-  step("the bins: --help, and `queuehub` starts a hub and stops on SIGTERM");
+  step("the bins: --help; `queuehub` starts a hub that serves its browser files, and stops on SIGTERM");
   const { bin } = JSON.parse(readFileSync(join(app, "node_modules/queuehub/package.json"), "utf8"));
   for (const name of Object.keys(bin)) {
     const help = sh("npx", ["--no-install", name, "--help"], app);
@@ -106,7 +106,9 @@ function reuseSqliteAddon() {
 /**
  * The `queuehub` bin as the project's npm scripts and PATH run it (node_modules/.bin, through
  * its shebang; not npx, which does not pass SIGTERM on), on the default SQLite store: waits
- * for "hub listening", asks /healthz, and stops it with SIGTERM.
+ * for "hub listening", asks /healthz and the files it serves to browsers from the installed
+ * package (the dashboard, the chat example when shipped, the client's browser build), and stops it
+ * with SIGTERM.
  */
 function startBinHub() {
   const child = spawn(join(app, "node_modules/.bin/queuehub"), [], {
@@ -130,9 +132,19 @@ function startBinHub() {
     const line = out.split("\n").find((l) => l.includes('"hub listening"'));
     if (!line || child.killed) return;
     clearTimeout(timer);
-    fetch(`${JSON.parse(line).url}/healthz`).then(
-      (res) => (res.ok ? child.kill("SIGTERM") : stopWith(`GET /healthz of the bin's hub: ${res.status}`)),
-      (err) => stopWith(`GET /healthz of the bin's hub: ${err.message}`),
+    const { url } = JSON.parse(line);
+    const installed = join(app, "node_modules/queuehub");
+    const paths = ["/healthz", "/dashboard/", "/queuehub/client.js"];
+    if (existsSync(join(installed, "examples/chat"))) paths.push("/examples/chat/");
+    Promise.all(
+      paths.map(async (path) => {
+        const res = await fetch(`${url}${path}`);
+        await res.arrayBuffer();
+        if (!res.ok) throw new Error(`GET ${path} of the bin's hub: ${res.status}`);
+      }),
+    ).then(
+      () => child.kill("SIGTERM"),
+      (err) => stopWith(err.message),
     );
   });
   return new Promise((resolve) => {
