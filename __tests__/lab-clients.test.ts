@@ -10,7 +10,14 @@ import { settle, startHub, type TestContext, waitUntil } from "./support/hub.js"
 import { ROOT } from "./support/process.js";
 
 const FIXTURES = join(ROOT, "__tests__/fixtures/lab");
-const live = new Set<ChildProcess>();
+/** Running lab programs, and their exits. */
+const live = new Map<ChildProcess, Promise<void>>();
+
+/** Stops every lab program still running and waits for it to exit. */
+async function stopAll() {
+  for (const child of live.keys()) child.kill("SIGKILL");
+  await Promise.all(live.values());
+}
 
 /** A lab program's run: its stdout lines as they come. */
 interface LabProgram {
@@ -24,7 +31,7 @@ function run(file: string, env: Record<string, string>): LabProgram {
     env: { PATH: process.env.PATH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  live.add(child);
+
   const lines: string[] = [];
   let partial = "";
   let stderr = "";
@@ -36,11 +43,12 @@ function run(file: string, env: Record<string, string>): LabProgram {
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  void exited.then(() => {
+  // "close": the process exited and its output pipes are closed.
+  const exited = new Promise<void>((resolve) => child.once("close", () => resolve())).then(() => {
     live.delete(child);
     if (stderr) console.error(`${file}: ${stderr}`);
   });
+  live.set(child, exited);
   return {
     lines,
     async stop() {
@@ -50,9 +58,7 @@ function run(file: string, env: Record<string, string>): LabProgram {
   };
 }
 
-afterAll(async () => {
-  for (const child of live) child.kill("SIGKILL");
-});
+afterAll(stopAll);
 
 /** The order ids in lines of one kind (`VENDOR acme-widgets: Thank you for delivering <id>`). */
 const ids = (lines: string[], prefix: string) =>
@@ -117,7 +123,7 @@ const CONVENTIONS: [string, Convention][] = [
 describe.each(CONVENTIONS)("the lab's key test: %s", (_name, convention) => {
   let ctx: TestContext;
   afterEach(async () => {
-    for (const child of live) child.kill("SIGKILL");
+    await stopAll();
     await ctx?.close();
   });
 
