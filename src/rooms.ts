@@ -46,22 +46,33 @@ export class Rooms {
 
   private async joinPresence(socket: HubSocket, clientId: string, member: Member): Promise<void> {
     const nsp = socket.nsp;
+    const rooms = await this.storedRooms(nsp.name, clientId, member);
+    if (rooms === null || rooms.length === 0) {
+      // In no room, nothing to say: its connections need no counting across hubs (a connect stays cheap).
+      if (!socket.disconnected) socket.join(clientRoom(clientId));
+      return;
+    }
     // Counted before this one joins: two first connections at once both say "online", never neither.
     const others = (await this.socketsIn(nsp, [clientRoom(clientId)])).length;
     if (socket.disconnected) return;
-    // From here a join of this client reaches this socket (socketsJoin) or is in the store's answer below.
     socket.join(clientRoom(clientId));
-    let rooms: string[];
-    try {
-      rooms = (await this.core.clientRooms(nsp.name, clientId)).filter((room) => !member.left.has(room));
-    } catch (err) {
-      return this.log.warn({ ns: nsp.name, clientId, err }, "presence: rooms not joined");
-    }
-    if (socket.disconnected || rooms.length === 0) return;
-    socket.join(rooms.map(memberRoom));
+    // From here a join of this client reaches this socket (socketsJoin); one before is in this answer.
+    const now = await this.storedRooms(nsp.name, clientId, member);
+    if (socket.disconnected || now === null || now.length === 0) return;
+    socket.join(now.map(memberRoom));
     if (others > 0) return;
-    for (const room of rooms)
+    for (const room of now)
       if (!member.joined.has(room)) this.presence(nsp, { room, clientId, online: true });
+  }
+
+  /** The client's rooms, less those this connection left meanwhile; null when the store cannot say. */
+  private async storedRooms(ns: string, clientId: string, member: Member): Promise<string[] | null> {
+    try {
+      return (await this.core.clientRooms(ns, clientId)).filter((room) => !member.left.has(room));
+    } catch (err) {
+      this.log.warn({ ns, clientId, err }, "presence: rooms not joined");
+      return null;
+    }
   }
 
   /**
