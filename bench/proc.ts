@@ -18,6 +18,9 @@ export const TSX_EXEC_ARGV = ["--import", pathToFileURL(createRequire(import.met
 
 const TAIL_LINES = 40;
 
+/** How long a server under test may take to say it is ready. */
+export const SERVER_READY_TIMEOUT_MS = 90_000;
+
 /** Every child this process started and that may still run: killed if the benchmark exits early. */
 const children = new Set<ChildProcess>();
 
@@ -370,7 +373,9 @@ export async function spawnTsServer(
     command: process.execPath,
     args: [...TSX_EXEC_ARGV, script],
     env,
-    timeoutMs: 30000,
+    // Generous: on a machine busy with other work (or a smoke run starting many processes at
+    // once) a boot that takes a second alone can take tens of seconds.
+    timeoutMs: SERVER_READY_TIMEOUT_MS,
     ready: (line) => {
       if (!line.startsWith("{")) return undefined;
       try {

@@ -6,7 +6,15 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { makeTempDir, REPO_DIR, removeTempDir, spawnServer, TSX_EXEC_ARGV, tcpProbe } from "../proc.js";
+import {
+  makeTempDir,
+  REPO_DIR,
+  removeTempDir,
+  SERVER_READY_TIMEOUT_MS,
+  spawnServer,
+  TSX_EXEC_ARGV,
+  tcpProbe,
+} from "../proc.js";
 import { type StartOptions, type SystemDef, Unavailable } from "../types.js";
 import { queuehubClient as client } from "./queuehub-client.js";
 
@@ -81,7 +89,9 @@ async function spawnHub(name: string, scenario: string, env: Record<string, stri
     command: process.execPath,
     args: [...execArgv, ...cpuProfileArgs(name, scenario), script],
     env: { PORT: "0", HUB_HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
-    timeoutMs: 30000,
+    // Generous: on a machine busy with other work (or a smoke run starting many processes at
+    // once) a boot that takes a second alone can take tens of seconds.
+    timeoutMs: SERVER_READY_TIMEOUT_MS,
     ready: (line) => {
       if (!line.startsWith("{")) return undefined;
       try {
