@@ -124,13 +124,17 @@ test("attached to a host's Socket.IO server on /caps: the host keeps / and its r
 });
 
 test("attachHub warns when the host's maxHttpBufferSize is too small, naming the setting and both values", async () => {
-  const small = await startHost({ maxPayloadBytes: 100_000, maxBatch: 100 });
+  // The frame limit: the larger of a payload and a batch's bytes, and 256 KiB of envelope.
+  const small = await startHost({ maxPayloadBytes: 100_000, maxBatchBytes: 2_000_000 });
   await small.close();
   const warning = small.logs.find((l) => l.setting === "maxHttpBufferSize");
-  expect(warning).toMatchObject({ level: "warn", host: 1e6, recommended: 11_000_000 });
-  expect(String(warning?.msg)).toMatch(/maxHttpBufferSize is 1000000, queuehub recommends 11000000/);
+  expect(warning).toMatchObject({ level: "warn", host: 1e6, recommended: 2_262_144 });
+  expect(String(warning?.msg)).toMatch(/maxHttpBufferSize is 1000000, queuehub recommends 2262144/);
 
-  const fitting = await startHost({ maxPayloadBytes: 100_000, maxBatch: 100 }, { maxHttpBufferSize: 12e6 });
+  const fitting = await startHost(
+    { maxPayloadBytes: 100_000, maxBatchBytes: 2_000_000 },
+    { maxHttpBufferSize: 3e6 },
+  );
   await fitting.close();
   expect(fitting.logs.filter((l) => l.setting !== undefined)).toEqual([]);
 });

@@ -158,6 +158,7 @@ test("each bin starts with a shebang, is executable and answers --help", async (
     "queuehub",
     "queuehub-dead-letters",
     "queuehub-driver",
+    "queuehub-token",
     "queuehub-vendor",
   ]);
   for (const [name, target] of Object.entries(pkg.bin)) {

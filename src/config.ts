@@ -1,5 +1,7 @@
 // Configuration is read from the environment once, here, into a typed object.
 // The core never reads process.env. Every name below is in .env.example and the README.
+
+import { isIP } from "node:net";
 import { OriginError, parseOrigin } from "./origins.js";
 import { NAMESPACE_PATTERN, toNamespace } from "./protocol.js";
 import type { OverflowPolicy } from "./store/store.js";
@@ -11,8 +13,14 @@ export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 export interface HubConfig {
   /** @default 3000 (0 picks a free port) */
   port: number;
-  /** @default "0.0.0.0" */
-  host: string;
+  /**
+   * Address to listen on (createHub). null: loopback (127.0.0.1) while open, every interface
+   * (0.0.0.0) with a secret. An open hub refuses any other address unless `insecure`.
+   * @default null
+   */
+  host: string | null;
+  /** Let an open hub (no secret) listen beyond loopback. @default false */
+  insecure: boolean;
   /** @default "sqlite" */
   store: StoreKind;
   /** SQLite file. @default "./data/hub.db" */
@@ -29,6 +37,8 @@ export interface HubConfig {
   redisPrefix: string;
   /** Enables JWT (HS256) tokens when set. */
   secret: string | null;
+  /** Refuse tokens without `exp`. @default true */
+  requireExp: boolean;
   /** Allowed topic namespaces besides `/`; null means any valid name. */
   namespaces: string[] | null;
   /** @default "info" */
@@ -49,7 +59,9 @@ export interface HubConfig {
   maxPayloadBytes: number;
   /** Messages in one batch publish. @default 100 */
   maxBatch: number;
-  /** Publishes per second per client; 0 = unlimited. @default 0 */
+  /** Payload bytes (as JSON) of one batch publish, all messages together; also sets the frame limit. @default 1048576 */
+  maxBatchBytes: number;
+  /** Publishes per second per publisher (a clientId, a token, an address), all namespaces together; 0 = unlimited. @default 0 */
   rateLimit: number;
   /** Idempotency keys are remembered this long. @default 120000 */
   dedupWindowMs: number;
@@ -76,12 +88,25 @@ export interface HubConfig {
    * one client a classroom or HTTP publish goes to, in open mode; null turns it off. @default "store"
    */
   routeField: string | null;
+  /** Connections to the hub (Engine.IO connections); 0 = unlimited. @default 10000 */
+  maxConnections: number;
+  /** Connections from one remote address; 0 = unlimited. @default 100 */
+  maxConnectionsPerAddress: number;
+  /** Apply the per-address limit to loopback addresses too (exempt by default). @default false */
+  limitLoopback: boolean;
+  /** Connections of one clientId in one namespace: a newer one closes the oldest; 0 = unlimited. @default 10 */
+  maxConnectionsPerClient: number;
+  /** Namespaces in use at once when `namespaces` is not set; 0 = unlimited. @default 1000 */
+  maxNamespaces: number;
+  /** Proxies whose X-Forwarded-For names the client's address (exact addresses); empty: none. @default [] */
+  trustedProxies: string[];
 }
 
 /** Every setting's default, in one place: parseConfig falls back to these, and so do createHub and attachHub. */
 export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   port: 3000,
-  host: "0.0.0.0",
+  host: null,
+  insecure: false,
   store: "sqlite",
   db: "./data/hub.db",
   sync: "normal",
@@ -90,6 +115,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   redisUrl: "redis://127.0.0.1:6379",
   redisPrefix: "queuehub:",
   secret: null,
+  requireExp: true,
   namespaces: null,
   logLevel: "info",
   prefetch: 256,
@@ -100,6 +126,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   overflow: "reject",
   maxPayloadBytes: 262_144,
   maxBatch: 100,
+  maxBatchBytes: 1_048_576,
   rateLimit: 0,
   dedupWindowMs: 120_000,
   maxRoomsPerClient: 100,
@@ -107,6 +134,12 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   devTokens: false,
   allowEio3: true,
   routeField: "store",
+  maxConnections: 10_000,
+  maxConnectionsPerAddress: 100,
+  limitLoopback: false,
+  maxConnectionsPerClient: 10,
+  maxNamespaces: 1000,
+  trustedProxies: [],
 });
 
 const ROUTE_FIELD_PATTERN = /^[A-Za-z0-9_$]{1,64}$/;
@@ -154,28 +187,26 @@ export function parseConfig(env: Env = process.env): HubConfig {
       `HUB_ROUTE_FIELD must be a payload field name (1–64 letters, digits, _ or $), or empty to turn routing off, got "${routeField}"`,
     );
   }
-  const namespaces = read("HUB_NAMESPACES")
-    ?.split(",")
-    .map((n) => n.trim())
-    .filter(Boolean)
-    .map((n) => {
-      const ns = toNamespace(n);
-      if (ns === null || ns === "/") {
-        throw new ConfigError(`HUB_NAMESPACES: "${n}" is not a valid topic namespace (${NAMESPACE_PATTERN})`);
-      }
-      return ns;
-    });
-  const corsOrigins = (read("HUB_CORS_ORIGINS") ?? "")
-    .split(",")
-    .map((o) => o.trim())
-    .filter(Boolean)
-    .map((o) => checkOrigin("HUB_CORS_ORIGINS", o));
+  const list = (name: string) =>
+    read(name)
+      ?.split(",")
+      .map((n) => n.trim())
+      .filter(Boolean);
+  const corsOrigins = (list("HUB_CORS_ORIGINS") ?? []).map((o) => checkOrigin("HUB_CORS_ORIGINS", o));
+  const namespaces = list("HUB_NAMESPACES")?.map((n) => {
+    const ns = toNamespace(n);
+    if (ns === null || ns === "/") {
+      throw new ConfigError(`HUB_NAMESPACES: "${n}" is not a valid topic namespace (${NAMESPACE_PATTERN})`);
+    }
+    return ns;
+  });
   const port = int("PORT", HUB_DEFAULTS.port);
   if (port > 65535) throw new ConfigError(`PORT must be at most 65535, got ${port}`);
   const d = HUB_DEFAULTS;
   return {
     port,
     host: read("HUB_HOST") ?? d.host,
+    insecure: bool("HUB_INSECURE", d.insecure),
     store: oneOf("HUB_STORE", ["sqlite", "memory", "redis"], d.store),
     db: read("HUB_DB") ?? d.db,
     sync: oneOf("HUB_SYNC", ["off", "normal", "full"], d.sync),
@@ -184,6 +215,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     redisUrl: read("REDIS_URL") ?? d.redisUrl,
     redisPrefix: read("HUB_REDIS_PREFIX") ?? d.redisPrefix,
     secret: read("HUB_SECRET") ?? d.secret,
+    requireExp: bool("HUB_REQUIRE_EXP", d.requireExp),
     namespaces: namespaces ?? d.namespaces,
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], d.logLevel),
     prefetch: int("HUB_PREFETCH", d.prefetch, 1),
@@ -194,6 +226,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     overflow: oneOf("HUB_OVERFLOW", ["reject", "drop-oldest"], d.overflow),
     maxPayloadBytes: int("HUB_MAX_PAYLOAD_BYTES", d.maxPayloadBytes, 1),
     maxBatch: int("HUB_MAX_BATCH", d.maxBatch, 1),
+    maxBatchBytes: int("HUB_MAX_BATCH_BYTES", d.maxBatchBytes, 1),
     rateLimit: int("HUB_RATE_LIMIT", d.rateLimit),
     dedupWindowMs: int("HUB_DEDUP_WINDOW_MS", d.dedupWindowMs, 1),
     maxRoomsPerClient: int("HUB_MAX_ROOMS_PER_CLIENT", d.maxRoomsPerClient),
@@ -201,6 +234,12 @@ export function parseConfig(env: Env = process.env): HubConfig {
     devTokens: bool("HUB_DEV_TOKENS", d.devTokens),
     allowEio3: bool("HUB_ALLOW_EIO3", d.allowEio3),
     routeField,
+    maxConnections: int("HUB_MAX_CONNECTIONS", d.maxConnections),
+    maxConnectionsPerAddress: int("HUB_MAX_CONNECTIONS_PER_ADDRESS", d.maxConnectionsPerAddress),
+    limitLoopback: bool("HUB_LIMIT_LOOPBACK", d.limitLoopback),
+    maxConnectionsPerClient: int("HUB_MAX_CONNECTIONS_PER_CLIENT", d.maxConnectionsPerClient),
+    maxNamespaces: int("HUB_MAX_NAMESPACES", d.maxNamespaces),
+    trustedProxies: list("HUB_TRUSTED_PROXIES")?.map(checkAddress) ?? d.trustedProxies,
   };
 }
 
@@ -212,6 +251,14 @@ export function checkOrigin(setting: string, entry: string): string {
     if (err instanceof OriginError) throw new ConfigError(`${setting}: ${err.message}`);
     throw err;
   }
+}
+
+function checkAddress(address: string): string {
+  if (isIP(address) === 0)
+    throw new ConfigError(
+      `HUB_TRUSTED_PROXIES: "${address}" is not an IP address (list the proxies' addresses)`,
+    );
+  return address;
 }
 
 /** Defaults with overrides: what tests and embedders start from. */

@@ -29,6 +29,7 @@ import {
 import type { Consumer, QueueCore } from "./queue.js";
 import type { Rooms } from "./rooms.js";
 import { publisherScope } from "./store/store.js";
+import { allows, type Claims } from "./token.js";
 import {
   parseGetAll,
   parseMembers,
@@ -45,6 +46,8 @@ export interface SocketData {
   batch: boolean;
   /** Connected without a clientId (open mode): the CAPS lab's way. */
   classroom: boolean;
+  /** What the connection's token allows (with a secret); null in open mode. */
+  claims: Claims | null;
 }
 
 export type HubSocket = Socket<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
@@ -86,6 +89,7 @@ export function handleConnection(
         if (batch) socket.emit("deliveries", messages);
         else for (const m of messages) emitDelivery(socket, m);
       },
+      close: () => socket.disconnect(),
     };
     void core.attach(consumer);
     return consumer;
@@ -190,6 +194,8 @@ export function handleConnection(
   on("join", (arg) => {
     const room = parseRoom(arg);
     if (!room.ok) return room;
+    if (!allows(socket.data.claims, "rooms", room.value))
+      return failure("FORBIDDEN", `join: this token may not join room "${room.value}"`);
     if (identified !== null) return rooms.join(socket, identified, room.value);
     // The lab's join: a live Socket.IO room (which carries no deliveries), and a name if it has none.
     void socket.join(room.value);
@@ -217,6 +223,9 @@ export function handleConnection(
     if (!input.ok) return input;
     const parsed = parseSubscribe(input.value);
     if (!parsed.ok) return parsed;
+    const { group } = parsed.value;
+    if (group !== null && !allows(socket.data.claims, "groups", group))
+      return failure("FORBIDDEN", `subscribe: this token may not join group "${group}"`);
     const clientId = identity(parsed.value.clientId);
     if (typeof clientId !== "string") return clientId;
     consume(clientId);

@@ -4,6 +4,7 @@
 // whoever asks, so it is fenced in: the hub must listen on loopback (checked at start), only
 // loopback peers are answered, it is a state-changing request (a page of a foreign origin cannot
 // ask through its visitor's browser), and its tokens carry no role and no claims.
+import { isLoopback } from "./address.js";
 import { failure, isValidClientId, type Reply } from "./protocol.js";
 import { signToken } from "./token.js";
 
@@ -12,9 +13,7 @@ const LIFETIME = "1h";
 
 /** 127.0.0.0/8, ::1 and their dual-stack spellings, or the name `localhost`. */
 export function isLoopbackAddress(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const plain = address.replace(/^\[|\]$/g, "").replace(/^::ffff:/, "");
-  return plain === "::1" || plain === "localhost" || /^127\.\d+\.\d+\.\d+$/.test(plain);
+  return address !== undefined && isLoopback(address);
 }
 
 /** The start-up refusal for a hub that would mint tokens beyond this machine, or null. */

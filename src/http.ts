@@ -1,6 +1,7 @@
 // HTTP beside the sockets: health, metrics, publish, and operators' JSON views.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Registry } from "prom-client";
+import { clientAddress } from "./address.js";
 import type { ConnectedClient } from "./cluster.js";
 import type { HubConfig } from "./config.js";
 import { DEV_TOKEN_PATH, mintDevToken } from "./dev-tokens.js";
@@ -16,8 +17,14 @@ import {
 } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
 import { serveStatic } from "./static.js";
-import { type NamespaceSummary, type PageRequest, type QueueStore, StoreError } from "./store/store.js";
-import type { TokenVerifier } from "./token.js";
+import {
+  type NamespaceSummary,
+  type PageRequest,
+  publisherScope,
+  type QueueStore,
+  StoreError,
+} from "./store/store.js";
+import { allows, type Claims, roomAccess, type TokenVerifier } from "./token.js";
 import { parsePublish } from "./validate.js";
 
 const STATUS: Record<ErrorCode, number> = {
@@ -73,8 +80,9 @@ export function createHttpHandler(deps: HttpDeps) {
 
 async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? "/", "http://hub");
+  // A malformed %-escape anywhere in the path is a bad request, before anything reads the path.
+  const parts = pathParts(url.pathname);
   if (await serveStatic(req, res, url.pathname)) return;
-  const parts = url.pathname.split("/").filter(Boolean).map(decodeURIComponent);
   if (req.method !== "GET" && req.method !== "HEAD") checkStateChange(deps, req);
   if (req.method === "GET" && url.pathname === "/healthz") {
     const healthy = await deps.store.healthy().catch(() => false);
@@ -90,7 +98,13 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     parts[0] === "dead-letters" ||
     ["/namespaces", "/queues", "/subscriptions", "/rooms", "/clients"].includes(url.pathname)
   ) {
-    await authorize(deps, req);
+    const claims = await authorize(deps, req);
+    if (claims && claims.role !== "operator") {
+      throw new HttpError(
+        403,
+        failure("FORBIDDEN", 'the operator views and actions need a token with role "operator"'),
+      );
+    }
     return operatorView(deps, req, res, url, parts);
   }
   if (
@@ -121,12 +135,15 @@ async function publish(
   event: string,
   url: URL,
 ) {
-  const subject = await authorize(deps, req);
+  const claims = await authorize(deps, req);
   if (!isValidNamespace(ns)) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not a valid name`));
   }
   if (!deps.namespaceAllowed(ns)) {
     throw new HttpError(400, failure("INVALID_ARGUMENT", `namespace "${ns}" is not served by this hub`));
+  }
+  if (!allows(claims, "ns", ns)) {
+    throw new HttpError(403, failure("FORBIDDEN", `this token may not publish to namespace ${ns}`));
   }
   const body = await readBody(req, deps.config.maxPayloadBytes);
   let payload: unknown;
@@ -135,7 +152,12 @@ async function publish(
   } catch {
     throw new HttpError(400, failure("INVALID_ARGUMENT", "body: not valid JSON"));
   }
-  const to = url.searchParams.get("to")?.split(",").filter(Boolean);
+  const toParam = url.searchParams.get("to");
+  const to = toParam?.split(",").filter(Boolean);
+  // An empty list names nobody: refused, never taken as "everyone".
+  if (to?.length === 0) {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", "to: name at least one clientId (?to=a,b)"));
+  }
   const room = url.searchParams.get("room");
   const key = req.headers["idempotency-key"];
   const parsed = parsePublish(
@@ -149,13 +171,24 @@ async function publish(
     1,
   );
   if (!parsed.ok) throw new HttpError(STATUS[parsed.error.code], parsed);
-  // With a secret, a room takes publishes from its members' tokens; an open hub trusts everyone.
-  if (room !== null && subject !== null) {
-    const allowed = await deps.core.memberOf(ns, subject, [room]);
-    if (!allowed.ok) throw new HttpError(STATUS[allowed.error.code], allowed);
+  // With a secret, a room takes publishes from its members' tokens, or from tokens whose rooms claim names it.
+  if (room !== null && claims !== null) {
+    const access = roomAccess(claims, [room]);
+    if (access !== "claimed") {
+      const allowed = access === "membership" ? await deps.core.memberOf(ns, claims.sub, [room]) : access;
+      if (!allowed.ok) throw new HttpError(STATUS[allowed.error.code], allowed);
+    }
   }
+  // The publisher: the token's sub; in open mode nobody by name, its address for keys and rate.
+  const from = claims?.sub ?? null;
+  const scope =
+    from !== null
+      ? publisherScope.identity(from)
+      : publisherScope.address(
+          clientAddress(req.socket.remoteAddress, req.headers, deps.config.trustedProxies),
+        );
   // On an open hub, HTTP publishes are routed by payload, as classroom ones are.
-  const result = await deps.core.publish(ns, null, parsed.value.items, undefined, deps.verifier === null);
+  const result = await deps.core.publish(ns, from, parsed.value.items, scope, deps.verifier === null);
   if (!result.ok) throw new HttpError(STATUS[result.error.code], result);
   send(res, 200, { ok: true, messageId: result.messageIds[0] });
 }
@@ -180,18 +213,30 @@ function checkStateChange(deps: HttpDeps, req: IncomingMessage) {
   }
 }
 
-/** The bearer token's subject (null on an open hub); a missing or bad token: 401. */
-async function authorize(deps: HttpDeps, req: IncomingMessage): Promise<string | null> {
+/** The bearer token's claims; null in open mode. Without a valid token: 401. */
+async function authorize(deps: HttpDeps, req: IncomingMessage): Promise<Claims | null> {
   if (!deps.verifier) return null;
   const bearer = req.headers.authorization?.replace(/^Bearer\s+/i, "");
-  const subject = await deps.verifier.subject(bearer);
-  if (!subject) {
+  const claims = await deps.verifier.verify(bearer);
+  if ("refused" in claims) {
     throw new HttpError(
       401,
-      failure("UNAUTHORIZED", "send Authorization: Bearer <token signed with HUB_SECRET>"),
+      failure(
+        "UNAUTHORIZED",
+        `send Authorization: Bearer <token signed with HUB_SECRET> (${claims.refused === "missing" ? "no token" : `token ${claims.refused}`})`,
+      ),
     );
   }
-  return subject;
+  return claims;
+}
+
+/** The path's segments, decoded; a malformed escape (`%zz`) is a bad request, not a crash. */
+function pathParts(pathname: string): string[] {
+  try {
+    return pathname.split("/").filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new HttpError(400, failure("INVALID_ARGUMENT", "path: malformed %-escape"));
+  }
 }
 
 /** JSON views for operators: queues, subscriptions, connected clients, and dead letters to requeue or drop. */

@@ -10,6 +10,7 @@ import {
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { type Namespace, Server } from "socket.io";
+import { ConnectionLimits } from "./admission.js";
 import {
   adapterSpansServers,
   type Cluster,
@@ -21,6 +22,7 @@ import {
 import { ConfigError } from "./config.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
 import { DEV_TOKENS_WARNING, devTokensRefusal } from "./dev-tokens.js";
+import { exposure } from "./exposure.js";
 import { createHttpHandler } from "./http.js";
 import { LiveSockets } from "./live-sockets.js";
 import type { Logger } from "./log.js";
@@ -46,7 +48,7 @@ import { QueueCore } from "./queue.js";
 import { Rooms } from "./rooms.js";
 import { openStore } from "./store/index.js";
 import type { NamespaceSummary, Page, QueueStore } from "./store/store.js";
-import { TokenVerifier } from "./token.js";
+import { allows, TokenVerifier } from "./token.js";
 
 export type { ConnectedClient } from "./cluster.js";
 export type { HubConfig } from "./config.js";
@@ -98,7 +100,9 @@ export interface Hub extends AttachedHub {
 export async function createHub(options: HubOptions = {}): Promise<Hub> {
   const resolved = resolveOptions(options, "create");
   const { config } = resolved;
-  const devTokensRefused = config.devTokens ? devTokensRefusal(config.host) : null;
+  // Before anything opens: an open hub asked to listen beyond loopback is refused here.
+  const exposed = exposure(config);
+  const devTokensRefused = config.devTokens ? devTokensRefusal(exposed.host) : null;
   if (devTokensRefused) throw new ConfigError(devTokensRefused);
   let attached: AttachedHub | null = null;
   // Socket.IO takes over this server's request listeners and passes on whatever is not its own.
@@ -106,7 +110,11 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
     if (attached) attached.handleHttp(req, res);
     else res.writeHead(503).end();
   });
-  const io: HubServer = new Server(httpServer, socketServerOptions(config));
+  // Every handshake passes the checks of allowRequest first (see admission.ts).
+  const limits = new ConnectionLimits(config, resolved.logger);
+  const io: HubServer = new Server(httpServer, socketServerOptions(config, limits));
+  limits.track(io.engine);
+  limits.guard(httpServer);
   let adapter: { close(): Promise<void> } | null = null;
   try {
     // A cluster's hubs share rooms and broadcasts through Socket.IO's Redis adapter.
@@ -121,7 +129,7 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
     const queue = attached;
     await new Promise<void>((resolve, reject) => {
       httpServer.once("error", reject);
-      httpServer.listen(config.port, config.host, () => resolve());
+      httpServer.listen(config.port, exposed.host, () => resolve());
     }).catch(async (err) => {
       await queue.close();
       throw err;
@@ -133,6 +141,9 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
   }
   const queue = attached;
   const { port } = httpServer.address() as AddressInfo;
+  const log = resolved.logger;
+  if (exposed.mode === "open-insecure") log.warn({ mode: exposed.mode, host: exposed.host }, exposed.why);
+  else log.info({ mode: exposed.mode, host: exposed.host }, exposed.why);
 
   let closing: Promise<void> | null = null;
   return {
@@ -226,7 +237,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const metrics = new HubMetrics();
   const core = new QueueCore(store, config, log, metrics);
   const rooms = new Rooms(core, log);
-  const verifier = config.secret ? new TokenVerifier(config.secret) : null;
+  const verifier = config.secret ? new TokenVerifier(config.secret, config.requireExp) : null;
 
   const sockets = new LiveSockets<HubSocket>();
   const connections = () => sockets.size();
@@ -261,10 +272,17 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     socket.data.batch = auth.batch === true;
     if (clientId !== undefined && !isValidClientId(clientId))
       return next(new Error(CONNECT_ERRORS.invalidClientId));
+    socket.data.claims = null;
     if (verifier) {
       if (clientId === undefined) return next(new Error(CONNECT_ERRORS.clientIdRequired));
-      if ((await verifier.subject(auth.token)) !== clientId)
+      const claims = await verifier.verify(auth.token);
+      if ("refused" in claims || claims.sub !== clientId) {
+        const why = "refused" in claims ? `token ${claims.refused}` : "token of another clientId";
+        log.debug({ ns: socket.nsp.name, clientId, why }, "connection refused");
         return next(new Error(CONNECT_ERRORS.unauthorized));
+      }
+      if (!allows(claims, "ns", socket.nsp.name)) return next(forbidden());
+      socket.data.claims = claims;
     }
     socket.data.clientId = clientId ?? null;
     socket.data.classroom = clientId === undefined;
@@ -274,6 +292,8 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     sockets.add(socket);
     socket.once("disconnect", () => sockets.delete(socket));
     handleConnection(socket, core, rooms, log, { maxBatch: config.maxBatch });
+    const expiresAt = socket.data.claims?.expiresAt;
+    if (expiresAt != null) closeAtExpiry(socket, expiresAt);
   };
   const served: HubNamespace[] = [];
   const serve = (nsp: HubNamespace) => {
@@ -283,7 +303,10 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   };
   for (const name of resolved.fixed) serve(io.of(name));
   const { onDemand } = resolved;
-  if (onDemand) serve(io.of((name, _auth, next) => next(null, !closed && onDemand(name))));
+  if (onDemand) {
+    const room = namespaceRoom(io, config.maxNamespaces, log);
+    serve(io.of((name, _auth, next) => next(null, !closed && onDemand(name) && room())));
+  }
 
   const clients = (ns?: string) =>
     cluster ? cluster.clients(ns) : Promise.resolve({ clients: localClients(ns), complete: true });
@@ -316,6 +339,55 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     return closing;
   };
   return { io, core, store, log, registry: resolved.registry, serves, clients, handleHttp, close };
+}
+
+/**
+ * Namespaces served on demand each cost a Socket.IO namespace while in use: at most `max` at once
+ * (all of the server's, HUB_MAX_NAMESPACES; 0: no limit). Past it, a new name is refused as
+ * Socket.IO refuses an unknown one (`Invalid namespace`), with a warning a minute at most.
+ */
+function namespaceRoom(io: HubServer, max: number, log: Logger): () => boolean {
+  let warned = 0;
+  return () => {
+    // Socket.IO asks only for names not in use: every one of them would be a new namespace.
+    if (max === 0 || io._nsps.size < max) return true;
+    if (Date.now() - warned > 60_000) {
+      warned = Date.now();
+      log.warn({ maxNamespaces: max }, `namespace refused: ${max} namespaces in use (HUB_MAX_NAMESPACES)`);
+    }
+    return false;
+  };
+}
+
+/** The connect_error of a namespace the token's `ns` claim does not list. */
+function forbidden(): Error {
+  return Object.assign(new Error(CONNECT_ERRORS.unauthorized), { data: { code: "FORBIDDEN" } });
+}
+
+/** Longest delay Node's timers take (about 24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A connection lives no longer than its token: at expiry the hub says so (`hub:error` UNAUTHORIZED,
+ * so a client can fetch a fresh token) and closes it.
+ */
+function closeAtExpiry(socket: HubSocket, expiresAt: number) {
+  let timer: NodeJS.Timeout;
+  const wait = () => {
+    const left = expiresAt - Date.now();
+    if (left > 0) {
+      timer = setTimeout(wait, Math.min(left, MAX_TIMER_MS));
+      return;
+    }
+    socket.emit("hub:error", {
+      event: "auth",
+      code: "UNAUTHORIZED",
+      message: "token expired: connect again with a fresh token",
+    });
+    socket.disconnect();
+  };
+  wait();
+  socket.once("disconnect", () => clearTimeout(timer));
 }
 
 /**

@@ -5,7 +5,7 @@
 // (checkHostServer): server-wide settings belong to the host, so the hub only warns.
 import { Registry } from "prom-client";
 import type { Server, ServerOptions } from "socket.io";
-import { admissionChecks, allowRequestOf } from "./admission.js";
+import { admissionChecks, allowRequestOf, type ConnectionLimits } from "./admission.js";
 import { ConfigError, checkOrigin, defaultConfig, type HubConfig } from "./config.js";
 import { createLogger, type Logger } from "./log.js";
 import { OriginPolicy } from "./origins.js";
@@ -88,22 +88,31 @@ function checkName(name: string): string {
   return ns;
 }
 
-const ONE_MIB = 1024 * 1024;
+/** Room in a frame for what surrounds the payloads: event names, keys, `to` lists. */
+const FRAME_OVERHEAD = 256 * 1024;
+
+/**
+ * The largest frame Socket.IO accepts, before and after authentication alike: the largest publish
+ * the limits allow (a payload, or a batch's payloads together) and its envelope. A larger frame
+ * closes the connection; one within it that breaks a limit gets PAYLOAD_TOO_LARGE or BATCH_TOO_LARGE.
+ */
+export function frameLimit(config: Pick<HubConfig, "maxPayloadBytes" | "maxBatchBytes">): number {
+  return Math.max(config.maxPayloadBytes, config.maxBatchBytes) + FRAME_OVERHEAD;
+}
 
 /** The origins the hub lets pages use it from (`corsOrigins`, and its own). */
 export function originPolicyOf(config: HubConfig): OriginPolicy {
-  return new OriginPolicy(config.corsOrigins, config.host);
+  return new OriginPolicy(config.corsOrigins, config.host ?? "");
 }
 
-/** The Socket.IO server settings the hub needs: createHub sets them, attachHub checks the host's. */
-export function socketServerOptions(config: HubConfig): Partial<ServerOptions> {
+/**
+ * The Socket.IO server settings the hub needs: createHub sets them (with its connection limits
+ * among the handshake's checks), attachHub checks the host's.
+ */
+export function socketServerOptions(config: HubConfig, limits?: ConnectionLimits): Partial<ServerOptions> {
   const origins = originPolicyOf(config);
   return {
-    // Frames must fit a full batch, so oversized payloads get PAYLOAD_TOO_LARGE instead of a cut connection.
-    maxHttpBufferSize: Math.min(
-      64 * ONE_MIB,
-      Math.max(ONE_MIB, Math.ceil(config.maxPayloadBytes * config.maxBatch * 1.1)),
-    ),
+    maxHttpBufferSize: frameLimit(config),
     // Namespaces served on demand are dropped when their last socket leaves: no state per name.
     cleanupEmptyChildNamespaces: true,
     // /socket.io/socket.io.js and its minified and ESM builds, for pages (CORS headers as below).
@@ -111,7 +120,7 @@ export function socketServerOptions(config: HubConfig): Partial<ServerOptions> {
     // CORS headers on polling and on the served client for the listed origins; the hub's own
     // pages need none. The origin check itself is admission's, at the handshake.
     cors: { origin: (origin, callback) => callback(null, origins.corsOrigin(origin) ?? false) },
-    allowRequest: allowRequestOf(admissionChecks({ origins })),
+    allowRequest: allowRequestOf(admissionChecks({ origins, limits })),
     // socket.io-client 2.x (the CAPS lab's older clients) speaks Engine.IO v3. It cannot send
     // `auth`, so it is only of use to an open hub.
     allowEIO3: config.allowEio3 && config.secret === null,
@@ -145,7 +154,7 @@ const HOST_SETTINGS: HostSetting[] = [
       io._opts.maxHttpBufferSize ??
       1e6,
     fits: (host, wanted) => Number(host) >= Number(wanted),
-    why: "a full batch of the largest payloads must fit one frame, or a publisher is cut off instead of getting PAYLOAD_TOO_LARGE",
+    why: "the largest publish the limits allow must fit one frame, or a publisher is cut off instead of getting PAYLOAD_TOO_LARGE",
   },
   {
     name: "cleanupEmptyChildNamespaces",

@@ -30,6 +30,8 @@ export type DeliveryLimits = Pick<
   | "maxQueueLength"
   | "overflow"
   | "maxPayloadBytes"
+  | "maxBatchBytes"
+  | "maxConnectionsPerClient"
   | "rateLimit"
   | "dedupWindowMs"
   | "routeField"
@@ -45,6 +47,8 @@ export interface Consumer {
   readonly ns: string;
   readonly clientId: string;
   send(messages: Message[]): void;
+  /** Closes the connection (the oldest of a client's, when it has too many). */
+  close?(): void;
 }
 
 /** Hooks that let several hubs act as one (see cluster.ts); a single hub needs none. */
@@ -113,11 +117,25 @@ export class QueueCore {
     const conn = new Connection(consumer);
     this.byConsumer.set(consumer, conn);
     const k = nsKey(consumer.ns, consumer.clientId);
-    const older = this.clients.get(k) ?? [];
-    this.clients.set(k, [...older, conn]);
-    for (const previous of older) previous.active = false;
+    const conns = this.clients.get(k) ?? [];
+    // Only the newest connection receives, so only it (or one taken over by another hub, its
+    // window cleared) has deliveries in flight: a takeover costs the same however many are open.
+    const previous = conns.filter((c) => c.active || c.inflight.size > 0);
+    conns.push(conn);
+    this.clients.set(k, conns);
+    for (const c of previous) c.active = false;
+    // Past the limit the oldest connections are closed (a reconnect is never refused).
+    const max = this.limits.maxConnectionsPerClient;
+    if (max > 0 && conns.length > max) {
+      const oldest = conns.slice(0, conns.length - max);
+      this.log.info(
+        { ns: consumer.ns, clientId: consumer.clientId, closed: oldest.length, max },
+        "oldest connections of a client closed (HUB_MAX_CONNECTIONS_PER_CLIENT)",
+      );
+      for (const c of oldest) c.consumer.close?.();
+    }
     try {
-      await Promise.all(older.map((previous) => this.releaseInFlight(previous)));
+      await Promise.all(previous.map((c) => this.releaseInFlight(c)));
       // Leases left by earlier connections (here, on another hub, or before a restart) come back now.
       await this.store.release(consumer.ns, clientQueue(consumer.clientId), consumer.clientId);
       this.peers?.takeover(consumer.ns, consumer.clientId);
@@ -136,9 +154,10 @@ export class QueueCore {
     this.byConsumer.delete(consumer);
     conn.closed = true;
     const k = nsKey(consumer.ns, consumer.clientId);
-    const remaining = (this.clients.get(k) ?? []).filter((c) => c !== conn);
-    if (remaining.length) this.clients.set(k, remaining);
-    else this.clients.delete(k);
+    const remaining = this.clients.get(k) ?? [];
+    const at = remaining.indexOf(conn);
+    if (at >= 0) remaining.splice(at, 1);
+    if (remaining.length === 0) this.clients.delete(k);
     this.indexGroups(conn, []);
     const wasActive = conn.active;
     conn.active = false;
@@ -188,8 +207,8 @@ export class QueueCore {
     from: string | null,
     items: ParsedPublish[],
     /**
-     * Whose idempotency keys these are (see publisherScope); the hub names unnamed publishers by
-     * address. An unnamed publisher named by address also has a rate bucket per address.
+     * The publisher, for its idempotency keys and its rate bucket (see publisherScope); the hub
+     * names unnamed publishers by address.
      */
     scope: string = from === null ? UNNAMED_SCOPE : publisherScope.identity(from),
     /** Routing by payload applies (a classroom or HTTP publisher on an open hub): see routeOf. */
@@ -197,14 +216,15 @@ export class QueueCore {
   ): Promise<Failure | { ok: true; messageIds: string[] }> {
     const now = Date.now();
     const key = items[0]?.key;
-    const bucket = from !== null ? nsKey(ns, from) : scope !== UNNAMED_SCOPE ? scope : undefined;
-    if (bucket !== undefined && !this.takeTokens(bucket, items.length, now)) {
-      const who = from ?? "unnamed publishers at this address";
+    // One bucket per publisher across namespaces: its scope (a clientId, a token's sub, an address).
+    if (!this.takeTokens(scope, items.length, now)) {
+      const who = from ?? `unnamed publishers at ${scope.replace(/^addr:/, "")}`;
       return this.refuse(
         failure("RATE_LIMITED", `publish: over ${this.limits.rateLimit} messages/s for ${who}; retry later`),
       );
     }
     const messages: NewMessage[] = [];
+    let batchBytes = 0;
     for (const item of items) {
       const payload = item.payload === undefined ? null : item.payload;
       const payloadJson = JSON.stringify(payload);
@@ -214,6 +234,15 @@ export class QueueCore {
           failure(
             "PAYLOAD_TOO_LARGE",
             `publish: payload of ${size} bytes is over the ${this.limits.maxPayloadBytes}-byte limit`,
+          ),
+        );
+      }
+      batchBytes += size;
+      if (items.length > 1 && batchBytes > this.limits.maxBatchBytes) {
+        return this.refuse(
+          failure(
+            "BATCH_TOO_LARGE",
+            `publish: a batch's payloads may hold ${this.limits.maxBatchBytes} bytes together (HUB_MAX_BATCH_BYTES); this one is over it by message ${messages.length + 1} of ${items.length}`,
           ),
         );
       }

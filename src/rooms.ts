@@ -9,6 +9,7 @@ import type { Logger } from "./log.js";
 import type { Failure, OkReply, PresenceEvent, Reply, RoomMember } from "./protocol.js";
 import type { QueueCore } from "./queue.js";
 import type { PageRequest } from "./store/store.js";
+import { roomAccess } from "./token.js";
 
 const clientRoom = (clientId: string) => `#client:${clientId}`;
 const ROOM_PREFIX = "#room:";
@@ -101,11 +102,15 @@ export class Rooms {
   }
 
   /**
-   * May this connection's client publish to (or list) these rooms? Its members may. Answered at
+   * May this connection's client publish to (or list) these rooms? Its members may (with a secret,
+   * so may a token whose rooms claim names them; one outside its claim may not). Answered at
    * once, without waiting, when the connection is in the rooms already, so that publishes keep
    * their order; else the store says.
    */
   mayUse(socket: HubSocket, clientId: string, rooms: string[]): OkReply | Promise<OkReply> {
+    // A token's rooms claim decides first: a room outside it is forbidden, one it names allowed.
+    const access = roomAccess(socket.data.claims, rooms);
+    if (access !== "membership") return access === "claimed" ? { ok: true } : access;
     if (rooms.every((room) => socket.rooms.has(memberRoom(room)))) return { ok: true };
     return this.core.memberOf(socket.nsp.name, clientId, rooms);
   }

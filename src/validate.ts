@@ -25,10 +25,27 @@ const events = z.union([eventName, z.array(eventName).min(1).max(100)], {
 });
 const messageId = z.string().min(1).max(64);
 
+/** Nesting a payload may have: far beyond any real message, far below what overflows a stack. */
+export const MAX_PAYLOAD_DEPTH = 64;
+
+/** True when arrays and objects nest deeper than `limit` (it looks no deeper than that). */
+function deeperThan(value: unknown, limit: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (limit === 0) return true;
+  for (const child of Object.values(value)) if (deeperThan(child, limit - 1)) return true;
+  return false;
+}
+
 const publishItem = z
   .object({
     event: eventName,
-    payload: z.unknown().optional(),
+    payload: z
+      .unknown()
+      .refine(
+        (payload) => !deeperThan(payload, MAX_PAYLOAD_DEPTH),
+        `is nested more than ${MAX_PAYLOAD_DEPTH} levels deep (the limit)`,
+      )
+      .optional(),
     to: z
       .union([clientId, z.array(clientId).min(1).max(1000)], {
         error: "must be a clientId or an array of 1–1000 clientIds",

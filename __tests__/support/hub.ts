@@ -112,7 +112,15 @@ export function settle(ms = 100): Promise<void> {
 }
 
 /** Connects and expects a refusal; returns the connect_error message. */
-export function connectError(url: string, auth: Record<string, unknown> | null): Promise<string> {
+export async function connectError(url: string, auth: Record<string, unknown> | null): Promise<string> {
+  return (await connectRefusal(url, auth)).message;
+}
+
+/** Connects and expects a refusal; returns the connect_error's message and data. */
+export function connectRefusal(
+  url: string,
+  auth: Record<string, unknown> | null,
+): Promise<{ message: string; data: unknown }> {
   const socket = io(url, {
     transports: ["websocket"],
     reconnection: false,
@@ -126,7 +134,7 @@ export function connectError(url: string, auth: Record<string, unknown> | null):
     });
     socket.once("connect_error", (err) => {
       socket.close();
-      resolve(err.message);
+      resolve({ message: err.message, data: (err as Error & { data?: unknown }).data });
     });
   });
 }
