@@ -169,12 +169,15 @@ test("the operator views are paged: ?limit= and ?cursor=, each reply with its ne
     ["/c", 0],
     ["/caps", 0],
   ]);
+  for (const id of ["w3", "w1", "w2"]) await ctx.client("/b2", { clientId: id });
+  const clients = (await pages("/clients", "clients", 2)) as { ns: string; clientId: string }[];
+  expect(clients.map((c) => c.clientId)).toEqual(["w1", "w2", "w3", "watcher"]);
   const first = await (await fetch(`${ctx.url}/subscriptions?limit=3`)).json();
   expect(first.subscriptions).toHaveLength(3);
   expect(first.next).toEqual(expect.any(String));
   // bad paging input: a clear 400, never a 500
   for (const query of ["limit=0", "limit=-1", "limit=ten", "limit=1.5", "cursor=nonsense", "cursor=e30"]) {
-    for (const view of ["/subscriptions", "/queues", "/namespaces", "/rooms", "/dead-letters"]) {
+    for (const view of ["/subscriptions", "/queues", "/namespaces", "/rooms", "/dead-letters", "/clients"]) {
       const res = await fetch(`${ctx.url}${view}?${query}`);
       expect([view, query, res.status]).toEqual([view, query, 400]);
       expect((await res.json()).error.code).toBe("INVALID_ARGUMENT");

@@ -18,6 +18,8 @@ import {
 import type { QueueCore } from "./queue.js";
 import { serveStatic } from "./static.js";
 import {
+  decodeCursor,
+  encodeCursor,
   type NamespaceSummary,
   type PageRequest,
   publisherScope,
@@ -274,7 +276,11 @@ async function operatorView(
     if (url.pathname === "/clients") {
       const { clients, complete } = await deps.clients(ns);
       // In a cluster, `partial` says that a hub did not answer in time.
-      return send(res, 200, { ok: true, clients, ...(complete ? {} : { partial: true }) });
+      return send(res, 200, {
+        ok: true,
+        ...clientsPage(clients, page),
+        ...(complete ? {} : { partial: true }),
+      });
     }
   }
   const deadNs = ns ?? "/";
@@ -335,6 +341,29 @@ function pageOf(url: URL): PageRequest {
     );
   }
   return { limit: Math.min(limit, 1000), after: url.searchParams.get("cursor") };
+}
+
+type ClientKey = [ns: string, clientId: string, socketId: string];
+const clientKey = (c: ConnectedClient): ClientKey => [c.ns, c.clientId, c.socketId];
+const isClientKey = (v: unknown): v is ClientKey =>
+  Array.isArray(v) && v.length === 3 && v.every((part) => typeof part === "string");
+const compareKeys = (a: ClientKey, b: ClientKey) => {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return (a[i] as string) < (b[i] as string) ? -1 : 1;
+  return 0;
+};
+
+/** A page of connected clients, by namespace, clientId and socket (as many as the connection limits allow). */
+function clientsPage(clients: ConnectedClient[], page: PageRequest) {
+  const after = page.after ? decodeCursor(page.after, isClientKey) : null;
+  const sorted = clients
+    .filter((c) => after === null || compareKeys(clientKey(c), after) > 0)
+    .sort((a, b) => compareKeys(clientKey(a), clientKey(b)));
+  const items = sorted.slice(0, page.limit);
+  const last = items.at(-1);
+  return {
+    clients: items,
+    next: sorted.length > page.limit && last ? encodeCursor(clientKey(last)) : null,
+  };
 }
 
 type NamespaceRow = NamespaceSummary & { clients: number };
