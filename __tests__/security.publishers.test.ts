@@ -1,11 +1,14 @@
 // Attacks through publishing, against a live hub on port 0: squatting on another publisher's
 // idempotency key, getting round the rate limit with more namespaces or over HTTP, and bad input
 // (too-deep JSON, malformed paths, an empty `?to=`).
+import { io, type Socket } from "socket.io-client";
 import { signToken } from "../src/token.js";
 import { settle, startHub, type TestContext } from "./support/hub.js";
 
 let ctx: TestContext;
+const sockets: Socket[] = [];
 afterEach(async () => {
+  for (const s of sockets.splice(0)) s.close();
   await ctx?.close();
 });
 
@@ -70,6 +73,32 @@ describe("idempotency keys belong to their publisher", () => {
       await post(`${ctx.url}/publish/caps/pickup`, '"order-9"', from("203.0.113.5"))
     ).json();
     expect(again).toEqual(reply);
+  });
+
+  test("unnamed classroom publishers: keys are their address's, behind a trusted proxy X-Forwarded-For's", async () => {
+    ctx = await startHub({ trustedProxies: ["127.0.0.1"] });
+    const store = await ctx.client("/caps", { clientId: "store" });
+    await store.request("subscribe", { event: "pickup" });
+    const publisher = async (address: string) => {
+      const socket = io(`${ctx.url}/caps`, {
+        transports: ["websocket"],
+        forceNew: true,
+        reconnection: false,
+        extraHeaders: { "x-forwarded-for": address },
+      });
+      sockets.push(socket);
+      await new Promise((resolve) => socket.once("connect", () => resolve(null)));
+      return socket;
+    };
+    const squatter = await publisher("198.51.100.7");
+    const victim = await publisher("203.0.113.5");
+    const publish = (s: Socket, event: string, payload: string) =>
+      s.timeout(3000).emitWithAck("publish", { event, payload, key: "lab-order-1" });
+    const taken = await publish(squatter, "noise", "0");
+    const reply = await publish(victim, "pickup", "order-1");
+    expect(reply.messageId).not.toBe(taken.messageId);
+    const [m] = await store.received(1);
+    expect(m).toMatchObject({ payload: "order-1", from: null });
   });
 });
 

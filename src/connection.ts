@@ -48,6 +48,8 @@ export interface SocketData {
   classroom: boolean;
   /** What the connection's token allows (with a secret); null in open mode. */
   claims: Claims | null;
+  /** The client's remote address (X-Forwarded-For's, behind a trusted proxy). */
+  address: string;
 }
 
 export type HubSocket = Socket<ClientToHubEvents, HubToClientEvents, Record<string, never>, SocketData>;
@@ -73,7 +75,7 @@ export function handleConnection(
   /** An identified connection's clientId, fixed when it connected; null on a classroom connection. */
   const identified = classroom ? null : socket.data.clientId;
   /** Unnamed classroom publishers share one rate bucket and key scope per remote address. */
-  const addressScope = publisherScope.address(socket.handshake.address);
+  const addressScope = publisherScope.address(socket.data.address);
   let consumer: Consumer | null = null;
 
   /** Makes this connection its client's consumer: it takes over the client's deliveries. */

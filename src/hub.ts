@@ -10,6 +10,7 @@ import {
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { type Namespace, Server } from "socket.io";
+import { clientAddress } from "./address.js";
 import { ConnectionLimits } from "./admission.js";
 import {
   adapterSpansServers,
@@ -273,6 +274,11 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     if (clientId !== undefined && !isValidClientId(clientId))
       return next(new Error(CONNECT_ERRORS.invalidClientId));
     socket.data.claims = null;
+    socket.data.address = clientAddress(
+      socket.handshake.address,
+      socket.handshake.headers,
+      config.trustedProxies,
+    );
     if (verifier) {
       if (clientId === undefined) return next(new Error(CONNECT_ERRORS.clientIdRequired));
       const claims = await verifier.verify(auth.token);
