@@ -291,8 +291,9 @@ describe("classroom connections: names, consumers, deliveries", () => {
   });
 
   test("unnamed publishers share one idempotency-key scope and rate bucket per remote address", async () => {
-    // Listening on every address, the hub sees two remote addresses: 127.0.0.1 and ::1.
-    ctx = await startHub({ host: "::", rateLimit: 2 });
+    // Listening on every address, the hub sees two remote addresses: 127.0.0.1 and ::1 (an open
+    // hub listens beyond loopback only when told it may).
+    ctx = await startHub({ host: "::", insecure: true, rateLimit: 2 });
     const v6 = (ns: string) => new TestClient(ctx.url.replace("127.0.0.1", "[::1]"), ns, null);
     const first = await ctx.client("/caps");
     const second = await ctx.client("/caps");
