@@ -159,6 +159,33 @@ describe("claims", () => {
     });
     expect(await guest.request("join", "lobby")).toEqual({ ok: true });
   });
+
+  test("rooms: a member whose token leaves the room out can neither publish to it nor list it; a claim naming it can", async () => {
+    ctx = await startHub({ secret: SECRET });
+    const alice = await connect("/chat", "alice", await signToken(SECRET, "alice"));
+    await alice.request("join", "staff");
+    // Bob joined with an earlier token; his token now names only the lobby.
+    const before = await connect("/chat", "bob", await signToken(SECRET, "bob"));
+    await before.request("join", "staff");
+    before.close();
+    const bob = await connect("/chat", "bob", await signToken(SECRET, "bob", { rooms: ["lobby"] }));
+    const forbidden = { ok: false, error: { code: "FORBIDDEN", message: expect.stringContaining("staff") } };
+    expect(await bob.request("publish", { event: "say", payload: "hi", room: "staff" })).toEqual(forbidden);
+    expect(await bob.request("members", { room: "staff" })).toEqual(forbidden);
+    const http = await post(
+      `${ctx.url}/publish/chat/say?room=staff`,
+      "hi",
+      await signToken(SECRET, "bob", { rooms: ["lobby"] }),
+    );
+    expect(http.status).toBe(403);
+    await settle();
+    expect(alice.messages).toEqual([]);
+    // A service whose claim names the room may post to it without being a member.
+    const bot = await signToken(SECRET, "announcer", { rooms: ["staff"] });
+    expect((await post(`${ctx.url}/publish/chat/say?room=staff`, "meeting at 3", bot)).status).toBe(200);
+    const [m] = await alice.received(1);
+    expect(m).toMatchObject({ payload: "meeting at 3", room: "staff", from: "announcer" });
+  });
 });
 
 describe("expiry", () => {
