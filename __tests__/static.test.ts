@@ -71,13 +71,16 @@ test("paths outside the served folders are not found", async () => {
     "/dashboard/..%2f..%2fpackage.json",
     "/queuehub/../clients/hub-client.js",
     "/dashboard/%00index.html",
-    "/dashboard/%E0%A4%A",
     "/dashboard/..\\..\\package.json",
   ]) {
     const res = await get(path);
     expect([path, res.status]).toEqual([path, 404]);
     expect(res.body).not.toContain('"name": "queuehub"');
   }
+  // A malformed %-escape is a bad request wherever it is (issue 13).
+  const malformed = await get("/dashboard/%E0%A4%A");
+  expect(malformed.status).toBe(400);
+  expect(malformed.body).not.toContain('"name": "queuehub"');
   expect((await get("/dashboard/nothing.js")).status).toBe(404);
 });
 

@@ -17,7 +17,8 @@ Options:
   --all                requeue or drop every dead letter listed
   --json               print the hub's JSON reply as it is
   --url <url>          hub address (default: $HUB_URL or http://localhost:3000)
-  --token <jwt>        token, for a hub that runs with HUB_SECRET (default: $HUB_TOKEN)
+  --token <jwt>        an operator token, for a hub that runs with HUB_SECRET (default: $HUB_TOKEN;
+                       npm run token -- --sub ops --role operator mints one)
   -h, --help           show this help
 
 Examples:
