@@ -279,6 +279,60 @@ test("on, once and off for the connection's events", async () => {
   expect(events.at(-1)).toBe("disconnect transport close");
 });
 
+test("rooms: join, members, presence, a room publish reaches the others only, leave", async () => {
+  const ada = client("room-ada");
+  const grace = client("room-grace");
+  const adaSaw: string[] = [];
+  ada.on("presence", ({ room, clientId, online }) => adaSaw.push(`${room} ${clientId} ${online}`));
+  const lines: { payload: unknown; room?: string; from: string | null }[] = [];
+  const got = (payload: unknown, message: { room?: string; from: string | null }) => {
+    lines.push({ payload, room: message.room, from: message.from });
+  };
+  ada.on("line", got);
+  grace.on("line", got);
+  await ada.connect();
+  await ada.join("deck");
+  await grace.connect();
+  await grace.join("deck");
+  await waitUntil(
+    () => adaSaw.includes("deck room-grace true"),
+    3000,
+    () => adaSaw.join(),
+  );
+  expect(await ada.members("deck")).toEqual([
+    { clientId: "room-ada", online: true },
+    { clientId: "room-grace", online: true },
+  ]);
+
+  await ada.publish("line", "hello deck", { room: "deck" });
+  await waitUntil(() => lines.length === 1, 3000);
+  await settle(100);
+  // Grace has it, with its room; Ada, who sent it, has no copy.
+  expect(lines).toEqual([{ payload: "hello deck", room: "deck", from: "room-ada" }]);
+
+  grace.close();
+  await waitUntil(
+    () => adaSaw.includes("deck room-grace false"),
+    3000,
+    () => adaSaw.join(),
+  );
+  await ada.leave("deck");
+  await expect(ada.publish("line", "still here?", { room: "deck" })).rejects.toMatchObject({
+    name: "HubError",
+    code: "FORBIDDEN",
+  });
+});
+
+test('hub:error reaches `on("hub:error")` for a request sent without a reply callback', async () => {
+  const c = client("no-ack");
+  const refusals: string[] = [];
+  c.on("hub:error", (e) => refusals.push(`${e.event} ${e.code}`));
+  await c.connect();
+  c.socket.emit("publish", { event: "subscribe", payload: 1 });
+  await waitUntil(() => refusals.length === 1, 3000);
+  expect(refusals).toEqual(["publish INVALID_ARGUMENT"]);
+});
+
 describe("tokens from a callback", () => {
   const secret = "client-token-secret";
   let hub: TestContext;

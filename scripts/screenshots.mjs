@@ -103,4 +103,54 @@ async function dashboard() {
   process.stdout.write(`docs/dashboard.png (${n} orders)\n`);
 }
 
-async function chat() {}
+async function chat() {
+  // Linus is in the lobby but away; Ada and Grace talk, each in a browser of her own.
+  await hub.store.joinRoom("/chat", "lobby", "linus");
+  const person = async (name) => {
+    const context = await browser.newContext({ viewport: { width: 640, height: 520 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    await page.goto(`${hub.url}/examples/chat/?name=${name}`);
+    await page.waitForSelector("#status[data-state=online]");
+    await page.waitForSelector("#rooms li[data-room=lobby]");
+    return page;
+  };
+  const say = async (page, text) => {
+    await page.fill("#text", text);
+    await page.click("#say button");
+    await page.waitForSelector(`#lines li.self >> text=${text}`);
+  };
+  const ada = await person("ada");
+  await ada.fill("#room-name", "drivers");
+  await ada.click("#join button");
+  await ada.waitForSelector("#rooms li[data-room=drivers]");
+  await ada.click("#rooms li[data-room=lobby]");
+  const grace = await person("grace");
+  await ada.waitForSelector("#members li[data-member=grace].online");
+  await say(ada, "Morning Grace! Did the 9:00 batch go out?");
+  await say(grace, "It did, 42 orders. Two are waiting for a driver.");
+  await say(ada, "Thanks, I'll ping the drivers room.");
+  await say(grace, "Linus was offline all night: he'll get all of this when he's back.");
+  await ada.waitForSelector("#lines li[data-from=grace] >> text=Linus was offline");
+  // Meanwhile in the drivers room, from a driver's program: an unread line for Ada.
+  const driver = await connect("/chat", "driver-1");
+  await driver.emitWithAck("join", "drivers");
+  await driver.emitWithAck("publish", {
+    event: "message",
+    payload: { text: "2 pickups left" },
+    room: "drivers",
+  });
+  await ada.waitForSelector("#rooms li[data-room=drivers] .unread");
+  await sleep(300);
+  // Both windows side by side in one picture, composed by the browser itself.
+  const shots = await Promise.all([ada, grace].map((page) => page.screenshot()));
+  const frame = await browser.newPage({ viewport: { width: 1320, height: 540 }, deviceScaleFactor: 1 });
+  await frame.setContent(
+    `<body style="margin:0;background:#9aa1ad;display:flex;gap:20px;padding:10px">${shots
+      .map((png) => `<img src="data:image/png;base64,${png.toString("base64")}" width="640" height="520">`)
+      .join("")}</body>`,
+  );
+  await frame.screenshot({ path: `${DOCS}/chat.png` });
+  await frame.close();
+  await Promise.all([ada, grace].map((page) => page.context().close()));
+  process.stdout.write("docs/chat.png\n");
+}
