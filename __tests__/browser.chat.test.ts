@@ -3,7 +3,14 @@
 // Also the served Socket.IO client, and a page from an origin the hub does not list.
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { BLANK, launchChromium, type StaticSite, serveFolder, watchErrors } from "./support/browser.js";
+import {
+  BLANK,
+  launchChromium,
+  REBOUND_HOST,
+  type StaticSite,
+  serveFolder,
+  watchErrors,
+} from "./support/browser.js";
 import { settle, startHub, type TestContext } from "./support/hub.js";
 import { ROOT } from "./support/process.js";
 
@@ -211,3 +218,38 @@ test("served by a hub with HUB_SECRET, the page gets its token from the developm
     }
   }
 }, 60_000);
+
+test("DNS rebinding: a page whose name now points at the hub gets nothing from it, over HTTP, polling or WebSocket", async () => {
+  const page = await browser.newPage();
+  try {
+    // The attacker's page, at the attacker's name, which now resolves to the hub's address. (Its
+    // document here is the hub's refusal of it: a page the attacker served before rebinding would
+    // be in the public address space, where Chromium's own Private Network Access checks step in;
+    // other browsers have none, so the hub must refuse by itself.)
+    const attacker = `http://${REBOUND_HOST}:${ctx.hub.port}`;
+    const first = await page.goto(`${attacker}/attack.html`);
+    expect(first?.status()).toBe(403);
+    // Every request below reaches the hub as the page's own, same-origin.
+    const outcomes = await page.evaluate(async () => {
+      const status = (res: Response) => res.status;
+      const socket = await new Promise<string>((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/socket.io/?EIO=4&transport=websocket`);
+        ws.onopen = () => resolve("open");
+        ws.onerror = () => resolve("refused");
+      });
+      return {
+        read: await fetch("/dead-letters?ns=caps").then(status),
+        poll: await fetch("/socket.io/?EIO=4&transport=polling").then(status),
+        publish: await fetch("/publish/chat/message", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ text: "pwned" }),
+        }).then(status),
+        socket,
+      };
+    });
+    expect(outcomes).toEqual({ read: 403, poll: 403, publish: 403, socket: "refused" });
+  } finally {
+    await page.close();
+  }
+}, 30_000);

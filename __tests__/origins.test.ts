@@ -116,7 +116,7 @@ describe("the Engine.IO handshake", () => {
   test("DNS rebinding: the attacker's name on the hub's address is a foreign origin", async () => {
     const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
     expect((await raw("GET", POLL, rebound)).status).toBe(403);
-    expect(await upgrade(rebound)).toMatch(/^400 origin http:\/\/evil.example:\d+ is not allowed/);
+    expect(await upgrade(rebound)).toMatch(/^400 this hub listens on loopback and answers to localhost/);
     // The hub's own name on another port, or another scheme, is not its own origin either.
     expect((await raw("GET", POLL, { host: `localhost:${port}`, origin: "http://localhost:1" })).status).toBe(
       403,
@@ -125,6 +125,39 @@ describe("the Engine.IO handshake", () => {
       (await raw("GET", POLL, { host: `localhost:${port}`, origin: `https://localhost:${port}` })).status,
     ).toBe(200);
   });
+});
+
+test("DNS rebinding as a browser sends it: a page's GETs to its own origin carry no Origin; a loopback hub refuses its name", async () => {
+  const rebound = { host: `evil.example:${port}` };
+  const handshake = await raw("GET", POLL, rebound);
+  expect(handshake.status).toBe(403);
+  expect(handshake.body).not.toContain('"sid"');
+  for (const path of ["/dead-letters?ns=caps", "/queues", "/clients", "/dashboard/", "/healthz"]) {
+    const res = await raw("GET", path, rebound);
+    expect([path, res.status]).toEqual([path, 403]);
+    expect(JSON.parse(res.body)).toMatchObject({ ok: false, error: { code: "FORBIDDEN" } });
+  }
+  // Its loopback names, and the hosts of listed origins, are the hub's own.
+  for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `app.example:${port}`]) {
+    expect([host, (await raw("GET", "/queues", { host })).status]).toEqual([host, 200]);
+  }
+});
+
+test("a hub that listens beyond loopback (it has tokens) takes Node clients under any name, but no rebound page", async () => {
+  const wide = await startHub({ host: "0.0.0.0", secret: "wide-secret" });
+  const loopbackPort = port;
+  port = wide.hub.port;
+  try {
+    expect((await raw("GET", POLL, { host: `hub.internal:${port}` })).body).toMatch(/^0\{"sid"/);
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    expect((await raw("GET", POLL, rebound)).status).toBe(403);
+    expect(await upgrade(rebound)).toMatch(/^400 origin http:\/\/evil.example:\d+ is not allowed/);
+    // Its own page under its own name is fine.
+    expect((await raw("GET", POLL, own())).body).toMatch(/^0\{"sid"/);
+  } finally {
+    port = loopbackPort;
+    await wide.close();
+  }
 });
 
 describe("HTTP requests that change state", () => {

@@ -82,10 +82,15 @@ export function createHttpHandler(deps: HttpDeps) {
 
 async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) {
   const url = new URL(req.url ?? "/", "http://hub");
+  // A page the hub does not allow gets nothing, not even a read: a rebound page is same-origin.
+  if (!deps.origins.allows(req)) {
+    req.resume();
+    throw new HttpError(403, failure("FORBIDDEN", deps.origins.refusal(req)));
+  }
   // A malformed %-escape anywhere in the path is a bad request, before anything reads the path.
   const parts = pathParts(url.pathname);
   if (await serveStatic(req, res, url.pathname)) return;
-  if (req.method !== "GET" && req.method !== "HEAD") checkStateChange(deps, req);
+  if (req.method !== "GET" && req.method !== "HEAD") requireJson(req);
   if (req.method === "GET" && url.pathname === "/healthz") {
     const healthy = await deps.store.healthy().catch(() => false);
     return send(res, healthy ? 200 : 503, {
@@ -196,15 +201,10 @@ async function publish(
 }
 
 /**
- * A request that may change state comes from a page allowed to use the hub (or from no page) and
- * carries JSON: a foreign page cannot send it through its visitor's browser, not even as one of
- * the "simple" requests (text/plain, forms) that browsers send cross-site without asking.
+ * A request that may change state carries JSON, so it can never be one of the "simple" requests
+ * (text/plain, forms) that browsers send cross-site without asking first.
  */
-function checkStateChange(deps: HttpDeps, req: IncomingMessage) {
-  if (!deps.origins.allows(req)) {
-    req.resume();
-    throw new HttpError(403, failure("FORBIDDEN", deps.origins.refusal(req)));
-  }
+function requireJson(req: IncomingMessage) {
   const type = req.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json") {
     req.resume();

@@ -158,6 +158,9 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
         // Sockets first (their disconnect handlers hand leases back), then the queue's store.
         await io.close();
         await queue.close();
+        // Keep-alive connections (a dashboard polling every second) would otherwise still be
+        // answered by a hub whose store is gone, and keep the server from closing.
+        httpServer.closeAllConnections();
         await adapter?.close();
       })();
       return closing;

@@ -1,10 +1,18 @@
 // Which web pages may use the hub through a visitor's browser (PROTOCOL.md, "Open mode and
-// exposure"). A request without an `Origin` header is not a browser's cross-site request (Node
-// clients, CLIs) and passes. A page's origin passes when it is listed (`HUB_CORS_ORIGINS`), or
-// when it is the hub's own origin under a host name the hub answers to: its loopback names, the
-// address it listens on, the listed origins' hosts. So a page whose name was rebound to the hub's
-// address (DNS rebinding: Host evil.example, Origin http://evil.example) is a foreign page.
+// exposure"). A page's origin passes when it is listed (`HUB_CORS_ORIGINS`), or when it is the
+// hub's own origin under a host name the hub answers to: its loopback names, the address it
+// listens on, the listed origins' hosts. So a page whose name was rebound to the hub's address
+// (DNS rebinding: Host evil.example, Origin http://evil.example) is a foreign page. A request
+// without `Origin` is not a browser's cross-site request (Node clients, CLIs, curl) and passes.
+//
+// Browsers send no `Origin` on a page's GET to its own origin, so a rebound page's polling
+// handshake or view read would pass as a Node client's. A hub that listens on loopback only can be
+// reached under loopback names only, so there every request must name the hub, in `Host`, by a
+// host it answers to (as Redis's protected mode and webpack's allowedHosts do): the rebound name
+// is refused whatever the headers. A hub that listens beyond loopback has tokens (or was told
+// HUB_INSECURE=1), which a rebound page does not get.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { isLoopback } from "./address.js";
 
 /** Host names that always mean this machine. */
 const LOOPBACK_NAMES = ["localhost", "127.0.0.1", "[::1]"];
@@ -51,6 +59,8 @@ export class OriginPolicy {
   private readonly anyOrigin: boolean;
   /** Host names a page of the hub's own origin may use. */
   private readonly ownNames: ReadonlySet<string>;
+  /** The hub listens on loopback only: every request must name it by one of ownNames. */
+  private readonly loopbackOnly: boolean;
 
   /**
    * @param origins the allowed origins (`HUB_CORS_ORIGINS`, normalised by parseOrigin)
@@ -66,13 +76,14 @@ export class OriginPolicy {
     }
     for (const origin of this.listed) names.add(new URL(origin).hostname);
     this.ownNames = names;
+    this.loopbackOnly = isLoopback(listenHost);
   }
 
-  /** True when the request's `Origin` may use the hub (connect, change state). */
+  /** True when the request may use the hub: not a browser's, or from a page allowed to. */
   allows(req: IncomingMessage): boolean {
-    const origin = req.headers.origin;
-    if (origin === undefined) return true;
-    return this.isListed(origin) || this.isOwn(origin, req.headers.host);
+    const { origin, host } = req.headers;
+    if (this.loopbackOnly && host !== undefined && !this.isOwnHost(host)) return false;
+    return origin === undefined || this.isListed(origin) || this.isOwn(origin, host);
   }
 
   /** The origin to answer with in `Access-Control-Allow-Origin`, or null for none. */
@@ -82,11 +93,23 @@ export class OriginPolicy {
 
   /** Why a request is refused, for the refusal's message. */
   refusal(req: IncomingMessage): string {
-    return `origin ${String(req.headers.origin).slice(0, 200)} is not allowed: list it in HUB_CORS_ORIGINS`;
+    const { origin, host } = req.headers;
+    if (origin === undefined || (this.loopbackOnly && host !== undefined && !this.isOwnHost(host))) {
+      return `this hub listens on loopback and answers to localhost, 127.0.0.1 and [::1], not ${String(host).slice(0, 200)}: use one of those names, or list the page's origin in HUB_CORS_ORIGINS`;
+    }
+    return `origin ${origin.slice(0, 200)} is not allowed: list it in HUB_CORS_ORIGINS`;
   }
 
   private isListed(origin: string): boolean {
     return this.anyOrigin || this.listed.has(origin);
+  }
+
+  private isOwnHost(host: string): boolean {
+    try {
+      return this.ownNames.has(new URL(`http://${host}`).hostname);
+    } catch {
+      return false;
+    }
   }
 
   /** The page is the hub's own: the host and port of the request's Host, under a name the hub answers to. */

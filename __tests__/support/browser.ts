@@ -7,11 +7,19 @@ import { extname, join, normalize, sep } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
+/** A name the browser resolves to this machine, as an attacker's name rebound to it would be (DNS rebinding). */
+export const REBOUND_HOST = "rebound.example";
 
 export function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      `--host-resolver-rules=MAP ${REBOUND_HOST} 127.0.0.1`,
+    ],
     timeout: 60_000,
   });
 }
