@@ -2,6 +2,7 @@
 // ?ns= and clicks on a namespace row, shows rooms with their members' presence, draws the
 // traffic chart from /metrics, counts every requeue and drop click while it refreshes four
 // times a second, drops several letters at once, and says "unreachable" when the hub stops.
+import { SignJWT } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium, watchErrors } from "./support/browser.js";
 import { settle, startHub, type TestClient, type TestContext } from "./support/hub.js";
@@ -147,5 +148,35 @@ test('the badge says "hub unreachable" when the hub stops, and never stays green
     expect(await page.isVisible("#notice")).toBe(true);
   } finally {
     await page.close();
+  }
+}, 60_000);
+
+test("with HUB_SECRET the page asks for an operator token, and shows the views once given one", async () => {
+  const secret = "dashboard-secret";
+  const ctx = await startHub({ secret });
+  const page = await browser.newPage();
+  const errors = watchErrors(page);
+  try {
+    const token = await new SignJWT({ role: "operator" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("ops")
+      .setIssuedAt()
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode(secret));
+    await page.goto(`${ctx.url}/dashboard/?refresh=250`);
+    await page.waitForSelector("#notice:not([hidden])");
+    expect(await page.textContent("#notice")).toContain("operator token");
+    // The hub is up, whatever the views say.
+    expect(await page.textContent("#status")).toBe("healthy");
+    expect(await page.$$("#namespaces tbody tr")).toHaveLength(0);
+    await page.fill("#token", token);
+    await page.press("#token", "Enter");
+    await page.dispatchEvent("#token", "change");
+    await page.waitForSelector("#notice", { state: "hidden" });
+    await page.waitForSelector("#namespaces tbody tr");
+    expect(errors).toEqual([]);
+  } finally {
+    await page.close();
+    await ctx.close();
   }
 }, 60_000);

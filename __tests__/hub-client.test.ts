@@ -389,6 +389,23 @@ describe("tokens from a callback", () => {
     await other.publish("ping", 1, { to: "renew" });
     await waitUntil(() => delivered === 1, 3000);
 
+    // The hub's own expiry does the same: a 2-second token, then a fresh one from the callback.
+    let renewed = 0;
+    const short = client(
+      "short",
+      { token: () => signToken(secret, "short", renewed++ === 0 ? "2s" : "1h") },
+      hub,
+    );
+    const shortSaw: string[] = [];
+    short.on("hub:error", (e) => shortSaw.push(e.code));
+    await short.connect();
+    await waitUntil(
+      () => renewed === 2 && short.connected,
+      10_000,
+      () => `${shortSaw.join()}; ${renewed}`,
+    );
+    expect(shortSaw).toEqual(["UNAUTHORIZED"]);
+
     // Without a token callback, the hub's goodbye is final, as in socket.io-client.
     const fixed = client("fixed", { token: await signToken(secret, "fixed", "1h") }, hub);
     await fixed.connect();

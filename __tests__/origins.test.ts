@@ -143,6 +143,19 @@ test("DNS rebinding as a browser sends it: a page's GETs to its own origin carry
   }
 });
 
+test("an open hub left to its default address (loopback) refuses a rebound name too", async () => {
+  const plain = await startHub({ host: null });
+  const loopbackPort = port;
+  port = plain.hub.port;
+  try {
+    expect((await raw("GET", "/queues", { host: `evil.example:${port}` })).status).toBe(403);
+    expect((await raw("GET", "/queues", { host: `localhost:${port}` })).status).toBe(200);
+  } finally {
+    port = loopbackPort;
+    await plain.close();
+  }
+});
+
 test("a hub that listens beyond loopback (it has tokens) takes Node clients under any name, but no rebound page", async () => {
   const wide = await startHub({ host: "0.0.0.0", secret: "wide-secret" });
   const loopbackPort = port;

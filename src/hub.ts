@@ -103,6 +103,8 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
   const { config } = resolved;
   // Before anything opens: an open hub asked to listen beyond loopback is refused here.
   const exposed = exposure(config);
+  // The address decided: the origin checks judge the Host of requests by it (loopback only or not).
+  config.host = exposed.host;
   const devTokensRefused = config.devTokens ? devTokensRefusal(exposed.host) : null;
   if (devTokensRefused) throw new ConfigError(devTokensRefused);
   let attached: AttachedHub | null = null;

@@ -99,6 +99,8 @@ async function refresh() {
   state.busy = true;
   try {
     const health = await call("healthz");
+    // The hub answered: its health shows even when the views below are refused (no token yet).
+    showHealth(health);
     const metrics = await call("metrics").catch(() => null);
     const namespaces = await view("namespaces", "namespaces", state.pages.namespaces);
     if (state.ns === null) chooseNamespace(busiest(namespaces.items), false);
@@ -117,7 +119,7 @@ async function refresh() {
         : view(`rooms?ns=${ns}&room=${encodeURIComponent(room)}`, "members", state.pages.members),
     ]);
     sample(metrics);
-    show({ health, namespaces, queues, clients, rooms, dead, members });
+    show({ namespaces, queues, clients, rooms, dead, members });
   } catch (err) {
     if (err instanceof Unreachable) unreachable(err.message);
     else refused(err);
@@ -160,13 +162,16 @@ for (const type of ["pointerup", "pointercancel"]) {
 
 let lastSeen = null;
 
-function draw({ health, namespaces, queues, clients, rooms, dead, members }) {
+function showHealth(health) {
   lastSeen = new Date();
   const ok = health.status === 200;
   const body = health.body ?? {};
   setBadge(ok ? "healthy" : "degraded", ok ? "healthy" : (body.status ?? "degraded"));
   $("summary").textContent =
     `${body.store ?? "?"} store · ${body.connections ?? "?"} connections · updated ${lastSeen.toLocaleTimeString()}`;
+}
+
+function draw({ namespaces, queues, clients, rooms, dead, members }) {
   document.querySelector("main").classList.remove("stale");
   notice(null);
 
