@@ -68,15 +68,55 @@ const CASES = BAD_INPUTS.map(
   ([event, args, code]) => [event, JSON.stringify(args).slice(0, 60), code, args] as const,
 );
 
+/** What a wrongly accepted request would change: subscriptions, queues, rooms. */
+const storeState = async (hub: TestContext["hub"]) => ({
+  subscriptions: (await hub.store.subscriptions({ limit: 100 })).items,
+  queues: (await hub.store.stats({ limit: 100 })).items,
+  rooms: (await hub.store.rooms("/caps", { limit: 100 })).items,
+});
+
+/**
+ * Everyone a wrongly accepted request of the cases could reach: a subscriber of the events they
+ * publish, the clients they address, and a member of the room they name.
+ */
+async function bystanders(hub: TestContext) {
+  const subscriber = await hub.client("/caps", { clientId: "sub" });
+  await subscriber.request("subscribe", { event: ["ok", "pickup"] });
+  const member = await hub.client("/caps", { clientId: "member" });
+  await member.request("join", "r");
+  const a = await hub.client("/caps", { clientId: "a" });
+  const fine = await hub.client("/caps", { clientId: "fine" });
+  return { subscriber, member, a, fine, all: [subscriber, member, a, fine] };
+}
+
 test.each(CASES)("%s %s is refused with %s", async (event, _shown, code, args) => {
   ctx = await startHub({ maxBatch: 5, maxPayloadBytes: 1000 });
+  const others = await bystanders(ctx);
+  const before = await storeState(ctx.hub);
   const client = await ctx.client("/caps", { clientId: "c" });
   const reply = await client.request(event, ...args);
   expect(reply).toEqual({ ok: false, error: { code, message: expect.any(String) } });
-  // Nothing changed: no subscription, nothing queued, no room joined.
-  expect((await ctx.hub.store.subscriptions({ limit: 10 })).items).toEqual([]);
-  expect((await ctx.hub.store.stats({ limit: 10 })).items).toEqual([]);
-  expect((await ctx.hub.store.rooms("/caps", { limit: 10 })).items).toEqual([]);
+  // Nothing changed: no subscription, nothing queued, no room joined, and nobody got anything.
+  expect(await storeState(ctx.hub)).toEqual(before);
+  await settle();
+  for (const bystander of others.all) expect(bystander.messages).toEqual([]);
+});
+
+test("the bad-input cases' bystanders would see an accepted request", async () => {
+  ctx = await startHub({ maxBatch: 5, maxPayloadBytes: 1000 });
+  const others = await bystanders(ctx);
+  const client = await ctx.client("/caps", { clientId: "c" });
+  expect(await client.request("publish", { event: "ok", payload: "fan-out" })).toMatchObject({ ok: true });
+  expect(await client.request("publish", { event: "x", payload: "to", to: ["a", "fine"] })).toMatchObject({
+    ok: true,
+  });
+  expect(
+    await others.member.request("publish", { event: "x", payload: "room", room: "r", echo: true }),
+  ).toMatchObject({ ok: true });
+  await others.subscriber.received(1);
+  await others.a.received(1);
+  await others.fine.received(1);
+  await others.member.received(1);
 });
 
 test("error messages name the field", async () => {

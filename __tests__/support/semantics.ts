@@ -241,6 +241,29 @@ export function deliverySemantics(name: string, start: HubFactory) {
       expect(await victim.request("getAll", {})).toEqual({ ok: true, count: 2 });
     });
 
+    test("another client's acks of my in-flight ids leave my window full", async () => {
+      ctx = await start({ prefetch: 2 });
+      const victim = await ctx.client("/", { clientId: "victim" });
+      await victim.request("subscribe", { event: "job" });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      await pub.request(
+        "publish",
+        Array.from({ length: 5 }, (_, i) => ({ event: "job", payload: i })),
+      );
+      await victim.received(2);
+      const inFlight = ids(victim.messages);
+      const thief = await ctx.client("/", { clientId: "thief" });
+      expect(await thief.request("received", { messageIds: inFlight })).toEqual({ ok: true, removed: 0 });
+      // The acks were not the victim's: its window stays full, nothing more is sent to it.
+      await settle();
+      expect(victim.payloads()).toEqual([0, 1]);
+      // Its own acks free it.
+      expect(await victim.request("received", { messageIds: inFlight })).toEqual({ ok: true, removed: 2 });
+      await victim.received(4);
+      await settle();
+      expect(victim.payloads()).toEqual([0, 1, 2, 3]);
+    });
+
     test("classroom clients name themselves by join, and keep that name", async () => {
       ctx = await start();
       const vendor = await ctx.client("/caps");
