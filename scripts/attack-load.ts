@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { type Socket as NetSocket, connect as tcpConnect } from "node:net";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
 import { io, type Socket } from "socket.io-client";
 import {
   cleanUpOnExit,
@@ -35,13 +36,14 @@ const USAGE = `Usage: npx tsx scripts/attack-load.ts <views|frames|flood|takeove
             (--old: with the frame limit the hub had before, payload × batch × 1.1 ≈ 28.8 MB)
   flood     15,000 idle TCP connections, then 2,000 Engine.IO handshakes, from one address
             (127.0.0.1, with HUB_LIMIT_LOOPBACK=true standing for a stranger's address); meanwhile
-            a client from 127.0.0.2 connects and publishes
+            a client from 127.0.0.2 connects and publishes (--off: with the connection limits off)
   takeover  8,000 connections of one clientId, then 8,000 of distinct ids; the time of the last
             1,000 connects of each (--per-client sets HUB_MAX_CONNECTIONS_PER_CLIENT, 0: none)
 
 Options:
   --sizes <list>     views: subscription counts (default 30000,100000)
   --old              frames: the old frame limit
+  --off              flood: HUB_MAX_CONNECTIONS=0 and HUB_MAX_CONNECTIONS_PER_ADDRESS=0
   --per-client <n>   takeover: HUB_MAX_CONNECTIONS_PER_CLIENT (default: the hub's default, 10)
   -h, --help
 `;
@@ -171,6 +173,12 @@ async function views(sizes: number[]) {
           `all ${ms(total)} | meanwhile ${summaryLine("acks", acks)}`,
       );
     }
+    const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+    const lag = (name: string) =>
+      Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)`, "m").exec(metrics)?.[1]) * 1000;
+    console.log(
+      `the hub's event-loop delay over the run (/metrics): p99 ${ms(lag("p99"))}, max ${ms(lag("max"))}`,
+    );
     await probe.stop();
     await hub.server.stop();
     removeTempDir(dir);
@@ -223,48 +231,76 @@ async function frames(old: boolean) {
   const limit = old ? Math.ceil(262_144 * 100 * 1.1) : 1_310_720;
   const before = readMemory(hub.pid);
   const rss = new RssSampler(hub.pid, 20);
-  const health: number[] = [];
-  let checking = true;
-  const healthLoop = (async () => {
-    while (checking) {
-      const t0 = performance.now();
-      await fetch(`${hub.url}/healthz`).then((r) => r.arrayBuffer());
-      health.push(performance.now() - t0);
-      await sleep(20);
-    }
-  })();
-  const frame = `4${"x".repeat(limit - 100)}`;
+  // /healthz is polled from a thread of its own, so the senders' work does not count against the hub.
+  const health = healthPoller(hub.url);
+  // A publish packet just under the limit, sent before any namespace handshake (no auth): the hub
+  // reads and parses it whole before it can tell that the connection may not publish.
+  const frame = `2["publish",{"event":"e","payload":"${"x".repeat(limit - 100)}"}]`;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: 40 }, async () => {
-      const ws = new WebSocket(`${hub.url.replace("http", "ws")}/socket.io/?EIO=4&transport=websocket`);
-      await new Promise((resolve, reject) => {
-        ws.onopen = resolve;
-        ws.onerror = reject;
+      const socket = io(hub.url, {
+        transports: ["websocket"],
+        forceNew: true,
+        autoConnect: false,
+        reconnection: false,
       });
-      ws.send(frame);
-      ws.send(frame);
+      await new Promise<void>((resolve) => socket.io.open(() => resolve()));
+      const engine = socket.io.engine as unknown as { send(data: string): void };
+      engine.send(frame);
+      engine.send(frame);
       await sleep(500);
-      ws.close();
+      socket.io.engine.close();
     }),
   );
   const elapsed = performance.now() - started;
   await sleep(1000);
-  checking = false;
-  await healthLoop;
+  const healthTimes = await health.stop();
   const peak = rss.stop();
   console.log(
     `frames (${old ? "old" : "new"} limit ${(limit / 1e6).toFixed(2)} MB): 40 connections × 2 frames in ${ms(elapsed)}; ` +
       `hub RSS ${mib(before?.rssKb)} → peak ${mib(peak)} (after ${mib(readMemory(hub.pid)?.rssKb)}); ` +
-      `/healthz p50 ${ms(percentile(health, 50))}, max ${ms(Math.max(...health))}`,
+      `/healthz p50 ${ms(percentile(healthTimes, 50))}, max ${ms(Math.max(...healthTimes))}`,
   );
   await hub.server.stop();
 }
 
+/** Polls GET /healthz every 20 ms from a worker thread; stop() gives the latencies, in ms. */
+function healthPoller(url: string) {
+  const worker = new Worker(
+    `const { parentPort, workerData } = require("node:worker_threads");
+     const times = []; let running = true;
+     parentPort.on("message", () => { running = false; });
+     (async () => {
+       while (running) {
+         const t0 = performance.now();
+         try { await (await fetch(workerData + "/healthz")).arrayBuffer(); } catch {}
+         times.push(performance.now() - t0);
+         await new Promise((r) => setTimeout(r, 20));
+       }
+       parentPort.postMessage(times);
+     })();`,
+    { eval: true, workerData: url },
+  );
+  return {
+    stop: () =>
+      new Promise<number[]>((resolve) => {
+        worker.once("message", (times: number[]) => {
+          void worker.terminate();
+          resolve(times);
+        });
+        worker.postMessage("stop");
+      }),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 
-async function flood() {
-  const hub = await startHub({ HUB_LIMIT_LOOPBACK: "true" });
+async function flood(off: boolean) {
+  const limits: Record<string, string> = off
+    ? { HUB_MAX_CONNECTIONS: "0", HUB_MAX_CONNECTIONS_PER_ADDRESS: "0" }
+    : {};
+  const hub = await startHub({ HUB_LIMIT_LOOPBACK: "true", ...limits });
   const port = Number(new URL(hub.url).port);
   const before = readMemory(hub.pid);
   const rss = new RssSampler(hub.pid, 50);
@@ -385,6 +421,7 @@ async function main() {
     options: {
       sizes: { type: "string" },
       old: { type: "boolean" },
+      off: { type: "boolean" },
       "per-client": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -396,7 +433,7 @@ async function main() {
   build();
   if (scenario === "views") await views((values.sizes ?? "30000,100000").split(",").map(Number));
   else if (scenario === "frames") await frames(values.old === true);
-  else if (scenario === "flood") await flood();
+  else if (scenario === "flood") await flood(values.off === true);
   else if (scenario === "takeover") await takeover(values["per-client"]);
   else {
     process.stderr.write(`unknown scenario ${scenario}\n\n${USAGE}`);
