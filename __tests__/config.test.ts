@@ -1,5 +1,6 @@
 // Settings are parsed once at the edge; a bad one stops the start with a message naming it.
 import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { ConfigError, parseConfig } from "../src/config.js";
 import { built } from "./support/process.js";
 
@@ -71,4 +72,34 @@ test("the hub refuses to start on a bad setting, naming it", () => {
   });
   expect(run.status).toBe(2);
   expect(run.stderr).toContain("HUB_PREFETCH");
+});
+
+test("every setting the hub reads is named in --help, .env.example and the README", () => {
+  const read = new Set<string>();
+  const env = new Proxy({} as Record<string, string | undefined>, {
+    get: (_, name) => {
+      if (typeof name === "string") read.add(name);
+      return undefined;
+    },
+    has: (_, name) => {
+      if (typeof name === "string") read.add(name);
+      return false;
+    },
+  });
+  parseConfig(env);
+  expect(read.size).toBeGreaterThan(30);
+  const help = spawnSync(process.execPath, [built("main.js"), "--help"], {
+    encoding: "utf8",
+    timeout: 15_000,
+  });
+  expect(help.status).toBe(0);
+  const docs = {
+    "--help": help.stdout,
+    ".env.example": readFileSync(".env.example", "utf8"),
+    "README.md": readFileSync("README.md", "utf8"),
+  };
+  const missing = Object.entries(docs).flatMap(([doc, text]) =>
+    [...read].filter((name) => !new RegExp(`\\b${name}\\b`).test(text)).map((name) => `${name} in ${doc}`),
+  );
+  expect(missing).toEqual([]);
 });

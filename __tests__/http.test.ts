@@ -9,11 +9,11 @@ afterEach(async () => {
 const post = (url: string, body: string, headers: Record<string, string> = {}) =>
   fetch(url, { method: "POST", body, headers: { "content-type": "application/json", ...headers } });
 
-test("GET /healthz answers JSON", async () => {
-  ctx = await startHub();
+test("GET /healthz answers JSON, naming the store the hub was given", async () => {
+  ctx = await startHub(); // a MemoryStore instance
   const res = await fetch(`${ctx.url}/healthz`);
   expect(res.status).toBe(200);
-  expect(await res.json()).toMatchObject({ ok: true, status: "healthy", store: "sqlite" });
+  expect(await res.json()).toMatchObject({ ok: true, status: "healthy", store: "memory" });
 });
 
 test("POST /publish/:namespace/:event and /publish/:event store and deliver, with from null", async () => {

@@ -16,7 +16,8 @@ let run = 0;
 
 async function startCluster(overrides = {}): Promise<TestContext> {
   const prefix = `${RUN}:cluster${++run}:`;
-  const config = { store: "redis" as const, redisUrl: REDIS_URL, redisPrefix: prefix, ...overrides };
+  // No `store` setting: a RedisStore instance given to createHub is enough to make the hubs a cluster.
+  const config = { redisUrl: REDIS_URL, redisPrefix: prefix, ...overrides };
   const hubs = [
     await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix })),
     await startHub(config, await RedisStore.connect({ url: REDIS_URL, prefix })),

@@ -95,7 +95,7 @@ async function route(deps: HttpDeps, req: IncomingMessage, res: ServerResponse) 
     const healthy = await deps.store.healthy().catch(() => false);
     return send(res, healthy ? 200 : 503, {
       ok: healthy,
-      store: deps.config.store,
+      store: deps.store.kind,
       status: healthy ? "healthy" : "degraded",
       connections: deps.connections(),
     });

@@ -121,7 +121,7 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
   let adapter: { close(): Promise<void> } | null = null;
   try {
     // A cluster's hubs share rooms and broadcasts through Socket.IO's Redis adapter.
-    if (config.store === "redis") {
+    if ((resolved.queueStore?.kind ?? config.store) === "redis") {
       adapter = await useRedisAdapter(io, {
         url: config.redisUrl,
         prefix: config.redisPrefix,
@@ -255,7 +255,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
     );
 
   // In a cluster the other hubs must hear of this one before its namespaces start serving.
-  const cluster = config.store === "redis" ? clusterOf(io, core, localClients, log) : null;
+  const cluster = store.kind === "redis" ? clusterOf(io, core, localClients, log) : null;
   try {
     metrics.register(resolved.registry, {
       connections,

@@ -12,7 +12,7 @@ Usage: queuehub             (from a clone: npm start; reads the environment and 
 
 Settings (environment variables; see .env.example and README.md):
   PORT=3000  HUB_HOST (default 127.0.0.1 while open, 0.0.0.0 with HUB_SECRET)  HUB_INSECURE=0
-  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db
+  HUB_STORE=sqlite|memory|redis  HUB_DB=./data/hub.db  HUB_DB_RESERVE_MB=32
   HUB_SYNC=normal|full|off  HUB_FLUSH_MS=0  REDIS_URL  HUB_REDIS_PREFIX=queuehub:
   HUB_SECRET  HUB_REQUIRE_EXP=true  HUB_NAMESPACES=caps,orders  HUB_CORS_ORIGINS=https://app.example
   LOG_LEVEL=info

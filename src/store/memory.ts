@@ -45,6 +45,7 @@ const isPair = (v: unknown): v is [string, string] =>
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v);
 
 export class MemoryStore implements QueueStore {
+  readonly kind = "memory";
   /** ns → event → clientId → group */
   private readonly subs = new Map<string, Map<string, Map<string, string | null>>>();
   /** ns\0queue → messageId → entry, in insertion (FIFO) order */

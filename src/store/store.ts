@@ -169,6 +169,11 @@ export interface Page<T> {
 }
 
 export interface QueueStore {
+  /**
+   * What kind of store this is ("memory", "sqlite", "redis", or a custom store's own name):
+   * /healthz reports it, and hubs on a "redis" store act as one cluster.
+   */
+  readonly kind: string;
   /** Durable subscription, idempotent; a new `group` replaces the old one. */
   subscribe(ns: string, clientId: string, events: string[], group: string | null): Promise<void>;
   /**

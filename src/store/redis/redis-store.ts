@@ -45,6 +45,7 @@ const encodeGroup = (group: string | null) => (group === null ? "" : `:${group}`
 const decodeGroup = (enc: string) => (enc === "" ? null : enc.slice(1));
 
 export class RedisStore implements QueueStore {
+  readonly kind = "redis";
   private closed = false;
   private readonly stepEntries: number;
   /** Scripts run by long operations, one per step (for tests of the stepping). */

@@ -139,6 +139,7 @@ interface LegacyKeys {
 }
 
 export class SqliteStore implements QueueStore {
+  readonly kind = "sqlite";
   /**
    * Opens (creating when missing) the store file and checks it. Synchronous: returns the
    * store, or throws an Error whose message names the file and what to do about it.
