@@ -22,6 +22,7 @@ import {
 } from "./cluster.js";
 import { ConfigError } from "./config.js";
 import { type HubSocket, handleConnection, type SocketData } from "./connection.js";
+import { corkWritesPerTurn } from "./cork.js";
 import { DEV_TOKENS_WARNING, devTokensRefusal } from "./dev-tokens.js";
 import { exposure } from "./exposure.js";
 import { createHttpHandler } from "./http.js";
@@ -302,6 +303,7 @@ async function attach(io: HubServer, resolved: ResolvedOptions): Promise<Attache
   const onConnection = (socket: HubSocket) => {
     sockets.add(socket);
     socket.once("disconnect", () => sockets.delete(socket));
+    corkWritesPerTurn(socket.conn);
     handleConnection(socket, core, rooms, log, { maxBatch: config.maxBatch });
     const expiresAt = socket.data.claims?.expiresAt;
     if (expiresAt != null) closeAtExpiry(socket, expiresAt);
