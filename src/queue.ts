@@ -9,6 +9,8 @@ import { type Failure, failure, isValidClientId, type Message, type Reply } from
 import {
   type ClaimResult,
   clientQueue,
+  type EnqueueResult,
+  type HandoverOffer,
   isGroupQueue,
   type NewMessage,
   nsKey,
@@ -261,24 +263,69 @@ export class QueueCore {
         payloadJson,
       });
     }
+    const handover = this.handoverOffers(ns);
     return this.guard(async () => {
-      const result = await this.store.enqueue({
-        ns,
-        messages,
-        key: key === undefined ? undefined : { scope, key },
-        now,
-        dedupWindowMs: this.limits.dedupWindowMs,
-        maxQueueLength: this.limits.maxQueueLength,
-        overflow: this.limits.overflow,
-      });
+      let result: EnqueueResult;
+      try {
+        result = await this.store.enqueue({
+          ns,
+          messages,
+          key: key === undefined ? undefined : { scope, key },
+          now,
+          dedupWindowMs: this.limits.dedupWindowMs,
+          maxQueueLength: this.limits.maxQueueLength,
+          overflow: this.limits.overflow,
+          handover: handover.offer,
+        });
+      } finally {
+        handover.settle();
+      }
       if (!result.duplicate) {
         this.metrics.published.inc(messages.length);
         this.metrics.dropped.inc(result.dropped);
         if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
-        this.wake(ns, result.queues);
+        // Fresh entries leased at once go out now, from memory; only the queues still holding
+        // some of them need their consumers woken.
+        const complete = new Set<QueueName>();
+        for (const handed of result.handedOver ?? []) {
+          const taken = handover.taken(handed.queue);
+          if (taken === undefined) continue;
+          if (handed.messages.length === taken.count) complete.add(handed.queue);
+          await this.deliver(taken.conn, handed.queue, handed.messages, now);
+        }
+        this.wake(
+          ns,
+          complete.size === 0 ? result.queues : result.queues.filter((queue) => !complete.has(queue)),
+        );
       }
       return { ok: true, messageIds: result.messageIds };
     });
+  }
+
+  /**
+   * The handover offers of one publish (EnqueueRequest.handover): a client queue whose newest
+   * connection here is ready and has room in its window may take the fresh entries at once.
+   * What is offered counts against the window until the store has answered (`settle`).
+   */
+  private handoverOffers(ns: string) {
+    const offered = new Map<QueueName, { conn: Connection; count: number; limit: number }>();
+    return {
+      offer: (queue: QueueName, count: number): HandoverOffer | undefined => {
+        // A group's queue is handed out among its members in turn (pumpGroup).
+        if (isGroupQueue(queue) || offered.has(queue)) return undefined;
+        const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
+        if (conn === undefined || !conn.active || !conn.ready) return undefined;
+        const limit = Math.min(count, this.free(conn));
+        if (limit <= 0) return undefined;
+        conn.claiming += limit;
+        offered.set(queue, { conn, count, limit });
+        return { consumer: conn.consumer.clientId, limit, leaseMs: this.limits.ackTimeoutMs };
+      },
+      settle: () => {
+        for (const { conn, limit } of offered.values()) conn.claiming -= limit;
+      },
+      taken: (queue: QueueName) => offered.get(queue),
+    };
   }
 
   /**
@@ -508,11 +555,21 @@ export class QueueCore {
       conn.claiming -= limit;
     }
     this.countClaim(ns, queue, claimed.expired, claimed.deadLettered);
-    const { messages } = claimed;
     const more = claimed.more === true;
-    if (messages.length === 0) return { sent: 0, more };
+    return { sent: await this.deliver(conn, queue, claimed.messages, now), more };
+  }
+
+  /** Sends messages leased to a connection at `now` (claimed or handed over). Returns how many went out. */
+  private async deliver(
+    conn: Connection,
+    queue: QueueName,
+    messages: Message[],
+    now: number,
+  ): Promise<number> {
+    if (messages.length === 0) return 0;
+    const { ns, clientId } = conn.consumer;
     if (!conn.active) {
-      // Taken over while claiming: hand the leases back at once.
+      // Taken over meanwhile: hand the leases back at once.
       await this.store.release(
         ns,
         queue,
@@ -520,7 +577,7 @@ export class QueueCore {
         messages.map((m) => m.messageId),
       );
       this.wakeLocal(ns, [queue]);
-      return NONE_SENT;
+      return 0;
     }
     const deadline = now + this.limits.ackTimeoutMs;
     let redelivered = 0;
@@ -534,7 +591,7 @@ export class QueueCore {
     this.metrics.delivered.inc(messages.length);
     this.metrics.redelivered.inc(redelivered);
     conn.consumer.send(messages);
-    return { sent: messages.length, more };
+    return messages.length;
   }
 
   private countClaim(ns: string, queue: QueueName, expired: number, deadLettered: number) {

@@ -636,6 +636,125 @@ export function storeConformance(name: string, factory: () => Promise<StoreHarne
       });
     });
 
+    describe("handover (fresh entries leased as they are stored)", () => {
+      /** A handover that offers every client queue to its own client, recording what it was asked. */
+      function offerToOwners(limit = 100) {
+        const asked: [QueueName, number][] = [];
+        const handover = (queue: QueueName, count: number) => {
+          asked.push([queue, count]);
+          return queue.startsWith("c:") ? { consumer: queue.slice(2), limit, leaseMs: LEASE } : undefined;
+        };
+        return { asked, handover };
+      }
+      const handedIds = (r: { handedOver?: { queue: QueueName; messages: Message[] }[] }, queue: QueueName) =>
+        (r.handedOver ?? [])
+          .filter((h) => h.queue === queue)
+          .flatMap((h) => h.messages.map((m) => m.messageId));
+
+      it("leases the first `limit` new entries of an empty queue to the consumer, as a claim would", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const batch = [msg("x"), msg("x", { payload: { deep: [1, "two"] } }), msg("x")];
+        const ids = batch.map((m) => m.messageId);
+        const { asked, handover } = offerToOwners(2);
+        const r = await enqueue(batch, { handover });
+        expect(asked).toEqual([[clientQueue("a"), 3]]);
+        expect(r.handedOver).toEqual([
+          {
+            queue: clientQueue("a"),
+            consumer: "a",
+            messages: batch.slice(0, 2).map((m) => ({
+              messageId: m.messageId,
+              event: "x",
+              payload: m.payload,
+              publishedAt: T0,
+              from: "publisher",
+              deliveries: 1,
+            })),
+          },
+        ]);
+        // The third waits for a claim; the two handed over are leased like claimed ones.
+        expect(await claimIds(clientQueue("a"), "a", { now: T0 + 1 })).toEqual([ids[2]]);
+        const again = await store.claim(claimReq(clientQueue("a"), "a", { now: T0 + LEASE }));
+        expect(again.messages.map((m) => [m.messageId, m.deliveries])).toEqual([
+          [ids[0], 2],
+          [ids[1], 2],
+        ]);
+        expect(await store.ack(NS, "a", [ids[0] as string, ids[1] as string])).toEqual([ids[0], ids[1]]);
+      });
+
+      it("hands nothing over while the queue holds an older entry the consumer could claim", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const older = await publish("x");
+        const r = await enqueue([msg("x")], { handover: offerToOwners().handover });
+        expect(r.handedOver ?? []).toEqual([]);
+        expect(await claimIds(clientQueue("a"), "a")).toEqual([older, r.messageIds[0]]);
+      });
+
+      it("hands over behind entries under live leases, not once one of those leases ran out", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const first = await publish("x");
+        expect(await claimIds(clientQueue("a"), "a")).toEqual([first]);
+        const { handover } = offerToOwners();
+        const second = await enqueue([msg("x")], { handover, now: T0 + 1 });
+        expect(handedIds(second, clientQueue("a"))).toEqual(second.messageIds);
+        // first's lease ends at T0 + LEASE: from then on it is claimable, and comes first.
+        const third = await enqueue([msg("x")], { handover, now: T0 + LEASE });
+        expect(handedIds(third, clientQueue("a"))).toEqual([]);
+        expect(await claimIds(clientQueue("a"), "a", { now: T0 + LEASE })).toEqual([
+          first,
+          third.messageIds[0],
+        ]);
+      });
+
+      it("after a release the released entries come first: nothing is handed over past them", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        const { handover } = offerToOwners();
+        const first = await enqueue([msg("x")], { handover });
+        expect(handedIds(first, clientQueue("a"))).toEqual(first.messageIds);
+        expect(await store.release(NS, clientQueue("a"), "a")).toBe(1);
+        const second = await enqueue([msg("x")], { handover, now: T0 + 1 });
+        expect(handedIds(second, clientQueue("a"))).toEqual([]);
+        expect(await claimIds(clientQueue("a"), "a", { now: T0 + 1 })).toEqual([
+          first.messageIds[0],
+          second.messageIds[0],
+        ]);
+      });
+
+      it("asks once per target queue; queues not offered keep their entries free for claims", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        await store.subscribe(NS, "b", ["x"], null);
+        await store.subscribe(NS, "c", ["x"], "g");
+        const asked: [QueueName, number][] = [];
+        const r = await enqueue([msg("x"), msg("x")], {
+          handover: (queue, count) => {
+            asked.push([queue, count]);
+            return queue === clientQueue("a") ? { consumer: "a", limit: 10, leaseMs: LEASE } : undefined;
+          },
+        });
+        expect(asked.sort()).toEqual(
+          [
+            [clientQueue("a"), 2],
+            [clientQueue("b"), 2],
+            [groupQueue("g"), 2],
+          ].sort(),
+        );
+        expect(handedIds(r, clientQueue("a"))).toEqual(r.messageIds);
+        expect(await claimIds(clientQueue("a"), "a", { now: T0 + 1 })).toEqual([]);
+        expect(await claimIds(clientQueue("b"), "b")).toEqual(r.messageIds);
+        expect(await claimIds(groupQueue("g"), "c")).toEqual(r.messageIds);
+      });
+
+      it("a duplicate publish (idempotency key) hands nothing over", async () => {
+        await store.subscribe(NS, "a", ["x"], null);
+        await enqueue([msg("x")], { key: k("once") });
+        const { asked, handover } = offerToOwners();
+        const dup = await enqueue([msg("x")], { key: k("once"), handover, now: T0 + 1 });
+        expect(dup.duplicate).toBe(true);
+        expect(dup.handedOver ?? []).toEqual([]);
+        expect(asked).toEqual([]);
+      });
+    });
+
     describe("release", () => {
       it("clears all of the consumer's leases, or those ids, and only the consumer's", async () => {
         await store.subscribe(NS, "a", ["x"], "g");

@@ -12,6 +12,8 @@ import {
   type EnqueueResult,
   encodeCursor,
   groupQueue,
+  type HandedOver,
+  type HandoverOffer,
   isGroupQueue,
   type NamespaceSummary,
   type NewMessage,
@@ -25,6 +27,7 @@ import {
   type RoomSummary,
   StoreError,
   type Subscription,
+  withHandedOver,
 } from "./store.js";
 
 interface Entry {
@@ -59,6 +62,14 @@ export class MemoryStore implements QueueStore {
   /** ns\0clientId → its rooms */
   private readonly roomsOfClient = new Map<string, Set<string>>();
   private seq = 0;
+  /**
+   * ns\0queue → claim cursor: every entry up to `seq` is leased (or gone), and the first of those
+   * leases runs out at `until`. Lets a handover see at once that nothing older is claimable.
+   * Dropped on release; stale once `until` passes.
+   */
+  private readonly cursors = new Map<string, { seq: number; until: number }>();
+  /** ns\0queue → seq of the entry stored last in it. */
+  private readonly lastSeq = new Map<string, number>();
   private closed = false;
   /** Steps a long operation took (for tests of the stepping). */
   steps = 0;
@@ -125,11 +136,37 @@ export class MemoryStore implements QueueStore {
         }
       }
     }
+    // Asked before anything is stored: whether the queue held anything claimable before this request.
+    const offers = new Map<QueueName, { offer: HandoverOffer; handed: HandedOver }>();
+    if (req.handover) {
+      for (const [queue, n] of added) {
+        const offer = req.handover(queue, n);
+        if (offer === undefined || offer.limit <= 0 || !this.nothingClaimable(req.ns, queue, req.now))
+          continue;
+        const size = this.queues.get(nsKey(req.ns, queue))?.size ?? 0;
+        if (req.maxQueueLength > 0 && size + n > req.maxQueueLength) continue;
+        offers.set(queue, { offer, handed: { queue, consumer: offer.consumer, messages: [] } });
+      }
+    }
     req.messages.forEach((m, i) => {
       const message: NewMessage = m.to !== undefined && m.room !== undefined ? { ...m, room: undefined } : m;
       for (const queue of targets[i] ?? []) {
-        const entry = { message, seq: ++this.seq, deliveries: 0, leaseOwner: null, leaseUntil: 0 };
+        const entry: Entry = { message, seq: ++this.seq, deliveries: 0, leaseOwner: null, leaseUntil: 0 };
+        const k = nsKey(req.ns, queue);
         this.queueOf(req.ns, queue, true).set(m.messageId, entry);
+        this.lastSeq.set(k, entry.seq);
+        const taker = offers.get(queue);
+        if (taker === undefined || taker.handed.messages.length >= taker.offer.limit) continue;
+        entry.deliveries = 1;
+        entry.leaseOwner = taker.offer.consumer;
+        entry.leaseUntil = req.now + taker.offer.leaseMs;
+        taker.handed.messages.push(toMessage(entry));
+        const cursor = this.cursors.get(k);
+        const until = Math.min(
+          entry.leaseUntil,
+          cursor !== undefined && cursor.until > req.now ? cursor.until : Infinity,
+        );
+        this.cursors.set(k, { seq: entry.seq, until });
       }
     });
     const messageIds = req.messages.map((m) => m.messageId);
@@ -140,7 +177,22 @@ export class MemoryStore implements QueueStore {
       for (const queue of added.keys())
         dropped += await this.dropOldest(req.ns, queue, req.maxQueueLength, req.now);
     }
-    return { duplicate: false, messageIds, queues: [...added.keys()], dropped };
+    const handedOver = [...offers.values()].map((o) => o.handed).filter((h) => h.messages.length > 0);
+    return {
+      duplicate: false,
+      messageIds,
+      queues: [...added.keys()],
+      dropped,
+      ...withHandedOver(handedOver),
+    };
+  }
+
+  /** True when a queue holds no entry a claim could take now (all under live leases, or none). */
+  private nothingClaimable(ns: string, queue: QueueName, now: number): boolean {
+    const k = nsKey(ns, queue);
+    if ((this.queues.get(k)?.size ?? 0) === 0) return true;
+    const cursor = this.cursors.get(k);
+    return cursor !== undefined && now < cursor.until && (this.lastSeq.get(k) ?? 0) <= cursor.seq;
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {
@@ -148,10 +200,21 @@ export class MemoryStore implements QueueStore {
     const result: ClaimResult = { messages: [], deadLettered: 0, expired: 0 };
     const entries = this.queueOf(req.ns, req.queue, false);
     if (!entries) return result;
+    // Every entry up to `leasedUpTo` is leased once this claim is done (see cursors).
+    let leasedUpTo = 0;
+    let firstExpiry = Number.POSITIVE_INFINITY;
+    let open = false;
     for (const [id, entry] of entries) {
       if (result.messages.length >= req.limit) break;
-      if (entry.leaseUntil > req.now) continue;
-      if (req.event !== undefined && entry.message.event !== req.event) continue;
+      if (entry.leaseUntil > req.now) {
+        firstExpiry = Math.min(firstExpiry, entry.leaseUntil);
+        if (!open) leasedUpTo = entry.seq;
+        continue;
+      }
+      if (req.event !== undefined && entry.message.event !== req.event) {
+        open = true;
+        continue;
+      }
       if (entry.message.expiresAt !== null && entry.message.expiresAt <= req.now) {
         entries.delete(id);
         result.expired++;
@@ -163,8 +226,13 @@ export class MemoryStore implements QueueStore {
         entry.deliveries++;
         entry.leaseOwner = req.consumer;
         entry.leaseUntil = req.now + req.leaseMs;
+        firstExpiry = Math.min(firstExpiry, entry.leaseUntil);
+        if (!open) leasedUpTo = entry.seq;
         result.messages.push(toMessage(entry));
       }
+    }
+    if (req.event === undefined) {
+      this.cursors.set(nsKey(req.ns, req.queue), { seq: leasedUpTo, until: firstExpiry });
     }
     return result;
   }
@@ -173,6 +241,7 @@ export class MemoryStore implements QueueStore {
     this.check();
     const entries = this.queueOf(ns, queue, false);
     if (!entries) return 0;
+    this.cursors.delete(nsKey(ns, queue));
     let released = 0;
     const candidates = messageIds
       ? messageIds.map((id) => entries.get(id)).filter((e) => e !== undefined)
@@ -352,13 +421,15 @@ export class MemoryStore implements QueueStore {
       dead?.delete(k);
       const { ns: _ns, queue, reason: _r, deadAt: _d, deliveries: _n, ...rest } = letter;
       const message: NewMessage = { ...rest, expiresAt: null };
+      const seq = ++this.seq;
       this.queueOf(ns, queue, true).set(letter.messageId, {
         message,
-        seq: ++this.seq,
+        seq,
         deliveries: 0,
         leaseOwner: null,
         leaseUntil: 0,
       });
+      this.lastSeq.set(nsKey(ns, queue), seq);
       queues.add(queue);
     }
     return [...queues];

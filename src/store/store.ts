@@ -59,6 +59,28 @@ export const publisherScope = {
   address: (address: string): string => `addr:${address}`,
 } as const;
 
+/** A consumer that may take a queue's fresh entries at once: see EnqueueRequest.handover. */
+export interface HandoverOffer {
+  /** Who holds the lease (the consuming clientId). */
+  consumer: string;
+  /** Entries of this request it takes at most. */
+  limit: number;
+  leaseMs: number;
+}
+
+/** Fresh entries leased to a consumer as they were stored (see EnqueueRequest.handover). */
+export interface HandedOver {
+  queue: QueueName;
+  consumer: string;
+  /** As a claim returns them: oldest first, `deliveries` 1. */
+  messages: Message[];
+}
+
+/** `handedOver` for an EnqueueResult: absent when nothing was handed over. */
+export function withHandedOver(handedOver: HandedOver[]): { handedOver?: HandedOver[] } {
+  return handedOver.length > 0 ? { handedOver } : {};
+}
+
 export interface EnqueueRequest {
   ns: string;
   /** One publish, or a batch: stored all or nothing, in this order. */
@@ -70,6 +92,15 @@ export interface EnqueueRequest {
   /** Max entries per queue; 0 means unlimited. */
   maxQueueLength: number;
   overflow: OverflowPolicy;
+  /**
+   * Fresh-message handover: asked once per target queue with the number of entries this request
+   * puts there. When it names a consumer and the queue holds nothing that consumer could claim
+   * (every older entry is under a live lease, or there is none), the store leases the first
+   * `limit` of the new entries to it as part of the same atomic write and returns them in
+   * `handedOver`, so that the hub sends them without a claim. Otherwise the entries wait, free,
+   * for a claim as usual: order within a queue always holds.
+   */
+  handover?: (queue: QueueName, count: number) => HandoverOffer | undefined;
 }
 
 export interface EnqueueResult {
@@ -80,6 +111,8 @@ export interface EnqueueResult {
   queues: QueueName[];
   /** Entries moved to the dead-letter queue by the drop-oldest policy. */
   dropped: number;
+  /** Entries leased at once to the consumers `handover` named (absent or empty: none). */
+  handedOver?: HandedOver[];
 }
 
 export interface ClaimRequest {

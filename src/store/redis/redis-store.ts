@@ -16,6 +16,7 @@ import {
   type EnqueueResult,
   encodeCursor,
   groupQueue,
+  type HandedOver,
   type NamespaceSummary,
   type Page,
   type PageRequest,
@@ -26,6 +27,7 @@ import {
   type RoomSummary,
   StoreError,
   type Subscription,
+  withHandedOver,
 } from "../store.js";
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptReply } from "./scripts.js";
 
@@ -196,9 +198,11 @@ export class RedisStore implements QueueStore {
     if (reply[0] === 2) throw new StoreError("QUEUE_FULL", reply[1] as string);
     const count = reply[2] as number;
     const queues = reply.slice(3, 3 + count) as string[];
+    const stored = reply.slice(3 + count, 3 + 2 * count) as number[];
+    const over = reply.slice(3 + 2 * count) as string[];
     let dropped = reply[1] as number;
     // Drop-oldest far over the limit: the rest in steps, each its own script.
-    for (const queue of reply.slice(3 + count) as string[]) {
+    for (const queue of over) {
       for (;;) {
         const [n, over] = (await this.run(
           "qhTrim",
@@ -213,7 +217,46 @@ export class RedisStore implements QueueStore {
         if (over === 0) break;
       }
     }
-    return { duplicate: false, messageIds, queues, dropped };
+    const handedOver: HandedOver[] = [];
+    if (req.handover !== undefined) {
+      for (const [i, queue] of queues.entries()) {
+        // Only a queue that got every message of the request: their ids are then its new entries.
+        if (stored[i] !== req.messages.length || over.includes(queue)) continue;
+        const handed = await this.handOver(req, queue);
+        if (handed !== undefined) handedOver.push(handed);
+      }
+    }
+    return { duplicate: false, messageIds, queues, dropped, ...withHandedOver(handedOver) };
+  }
+
+  /** Leases a queue's fresh entries to the consumer `handover` names, when nothing older is claimable. */
+  private async handOver(req: EnqueueRequest, queue: QueueName): Promise<HandedOver | undefined> {
+    const offer = req.handover?.(queue, req.messages.length);
+    if (offer === undefined || offer.limit <= 0) return undefined;
+    const ids = (await this.run(
+      "qhHandover",
+      req.ns,
+      queue,
+      offer.consumer,
+      req.now,
+      offer.leaseMs,
+      Math.floor(offer.limit),
+      ...req.messages.map((m) => m.messageId),
+    )) as string[];
+    if (ids.length === 0) return undefined;
+    const messages = req.messages.slice(0, ids.length).map((m): Message => {
+      const message: Message = {
+        messageId: m.messageId,
+        event: m.event,
+        payload: m.payload ?? null,
+        publishedAt: m.publishedAt,
+        from: m.from,
+        deliveries: 1,
+      };
+      if (m.to === undefined && m.room !== undefined) message.room = m.room;
+      return message;
+    });
+    return { queue, consumer: offer.consumer, messages };
   }
 
   async claim(req: ClaimRequest): Promise<ClaimResult> {

@@ -12,6 +12,7 @@ const FILES = {
   qhEnqueue: "enqueue-0.lua",
   qhTrim: "trim-0.lua",
   qhClaim: "claim-0.lua",
+  qhHandover: "handover-0.lua",
   qhRelease: "release-0.lua",
   qhAck: "ack-0.lua",
   qhPending: "pending-0.lua",

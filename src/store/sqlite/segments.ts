@@ -87,7 +87,16 @@ export class Segments {
     return chunk;
   }
 
-  addSegment(queueId: number, chunk: number, stored: Stored[]): Segment {
+  /**
+   * Stores a queue's segment of a chunk. `lease` leases its first `count` members to `owner` until
+   * `until` as it is stored (a handover: their first delivery).
+   */
+  addSegment(
+    queueId: number,
+    chunk: number,
+    stored: Stored[],
+    lease?: { owner: string; until: number; count: number },
+  ): Segment {
     const expiresAt = soonest(stored.map((m) => m[5]));
     let low = (stored[0] as Stored)[0];
     let high = low;
@@ -98,10 +107,30 @@ export class Segments {
     const highest = this.highest.get(queueId) ?? (this.s.segmentsHighest.get(queueId) as string | null) ?? "";
     const ordered = low > highest;
     if (ordered) this.highest.set(queueId, high);
-    const id = Number(
-      this.s.segmentAdd.run(queueId, chunk, expiresAt, ordered ? 1 : 0, low, high).lastInsertRowid,
-    );
-    const segment: Segment = { id, queueId, chunk, messages: stored, members: freshMembers(stored.length) };
+    const members = freshMembers(stored.length);
+    const leased = lease === undefined ? 0 : Math.min(lease.count, members.length);
+    if (lease !== undefined) {
+      for (const member of members.slice(0, leased)) {
+        member.deliveries = 1;
+        member.owner = lease.owner;
+        member.until = lease.until;
+      }
+    }
+    const added =
+      leased === 0
+        ? this.s.segmentAdd.run(queueId, chunk, expiresAt, ordered ? 1 : 0, low, high)
+        : this.s.segmentAddLeased.run(
+            queueId,
+            chunk,
+            expiresAt,
+            ordered ? 1 : 0,
+            low,
+            high,
+            encodeMembers(members),
+            leased,
+          );
+    const id = Number(added.lastInsertRowid);
+    const segment: Segment = { id, queueId, chunk, messages: stored, members };
     this.cacheSegment(segment);
     return segment;
   }

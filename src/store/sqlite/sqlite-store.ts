@@ -46,6 +46,7 @@ import {
   type EnqueueResult,
   encodeCursor,
   groupQueue,
+  type HandedOver,
   isGroupQueue,
   type NamespaceSummary,
   type NewMessage,
@@ -60,6 +61,7 @@ import {
   type RoomSummary,
   StoreError,
   type Subscription,
+  withHandedOver,
 } from "../store.js";
 import { SpaceReserve } from "./disk-space.js";
 import { closedError, sqliteCode } from "./errors.js";
@@ -831,6 +833,7 @@ export class SqliteStore implements QueueStore {
       if (chunk) chunk.queueIds.push(queueId);
       else chunks.set(k, { picked, queueIds: [queueId] });
     }
+    const takers = this.handoverTakers(req, picks);
     let dropped = 0;
     for (const { picked: all, queueIds } of chunks.values()) {
       for (let from = 0; from < all.length; from += CHUNK_MAX) {
@@ -841,7 +844,27 @@ export class SqliteStore implements QueueStore {
           stored,
           queueIds.length,
         );
-        for (const queueId of queueIds) this.segments.addSegment(queueId, chunk, stored);
+        for (const queueId of queueIds) {
+          const taker = takers.get(queueId);
+          const count = taker === undefined ? 0 : Math.min(stored.length, taker.left);
+          if (taker === undefined || count === 0) {
+            this.segments.addSegment(queueId, chunk, stored);
+            continue;
+          }
+          const { consumer, until } = taker;
+          const segment = this.segments.addSegment(queueId, chunk, stored, { owner: consumer, until, count });
+          taker.left -= count;
+          for (const m of stored.slice(0, count)) {
+            this.segments.hint(queueId, m[0], segment.id);
+            taker.handed.messages.push(toMessage(m, 1));
+          }
+          // Every member up to this segment is leased when the whole of it was handed over.
+          if (count === stored.length) {
+            const cursor = this.cursors.get(queueId);
+            const before = cursor !== undefined && now < cursor.until ? cursor.until : until;
+            this.cursors.set(queueId, { after: segment.id, until: Math.min(before, until) });
+          }
+        }
       }
     }
     for (const { picked, queueIds } of chunks.values()) {
@@ -864,7 +887,42 @@ export class SqliteStore implements QueueStore {
         now + req.dedupWindowMs,
       );
     }
-    return { duplicate: false, messageIds, queues: [...picks.keys()], dropped };
+    const handedOver = [...takers.values()].map((t) => t.handed).filter((h) => h.messages.length > 0);
+    return {
+      duplicate: false,
+      messageIds,
+      queues: [...picks.keys()],
+      dropped,
+      ...withHandedOver(handedOver),
+    };
+  }
+
+  /**
+   * The queues of an enqueue whose consumer takes its fresh entries at once (EnqueueRequest.handover):
+   * those offered a consumer that hold nothing claimable (the claim cursor covers every segment) and
+   * stay within the queue limit. Asked before any entry of the request is stored.
+   */
+  private handoverTakers(req: EnqueueRequest, picks: Map<QueueName, number[]>) {
+    const takers = new Map<number, { consumer: string; until: number; left: number; handed: HandedOver }>();
+    if (req.handover === undefined) return takers;
+    for (const [queue, picked] of picks) {
+      const offer = req.handover(queue, picked.length);
+      if (offer === undefined || offer.limit <= 0) continue;
+      const queueId = this.queueId(req.ns, queue, true) as number;
+      const max = req.maxQueueLength;
+      if (max > 0 && this.segments.size(queueId) + this.segments.growth(queueId) + picked.length > max)
+        continue;
+      const cursor = this.cursors.get(queueId);
+      const after = cursor !== undefined && req.now < cursor.until ? cursor.after : 0;
+      if (this.s.segmentAfter.get(queueId, after) !== undefined) continue;
+      takers.set(queueId, {
+        consumer: offer.consumer,
+        until: req.now + offer.leaseMs,
+        left: offer.limit,
+        handed: { queue, consumer: offer.consumer, messages: [] },
+      });
+    }
+    return takers;
   }
 
   private targets(

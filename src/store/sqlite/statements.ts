@@ -58,6 +58,11 @@ export const SQL = {
   chunkUnref: "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
   segmentAdd: `INSERT INTO segments (queue_id, chunk, expires_at, ordered, first_id, last_id)
     VALUES (?, ?, ?, ?, ?, ?)`,
+  // A segment whose first members are leased as it is stored (a handover).
+  segmentAddLeased: `INSERT INTO segments (queue_id, chunk, expires_at, ordered, first_id, last_id, members, leased)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  // Whether a queue has a segment after an id: a handover checks that nothing claimable is left.
+  segmentAfter: "SELECT 1 FROM segments INDEXED BY segments_queue WHERE queue_id = ? AND id > ? LIMIT 1",
   segmentsHighest: "SELECT max(last_id) FROM segments WHERE queue_id = ? AND ordered = 1",
   segmentGet: "SELECT queue_id AS queueId, chunk, members FROM segments WHERE id = ?",
   segmentSet: "UPDATE segments SET members = ?, leased = ?, expires_at = ? WHERE id = ?",
@@ -125,6 +130,7 @@ const PLUCKED = [
   "consumerGroups",
   "chunkGet",
   "segmentPage",
+  "segmentAfter",
   "segmentsOf",
   "segmentsLeased",
   "segmentsByIdUnordered",

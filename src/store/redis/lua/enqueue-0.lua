@@ -20,7 +20,7 @@
     route|"", nTo (-1: no `to`), then nTo client ids
 
   Output: {1, idsJson} duplicate | {2, message} queue full |
-    {0, dropped, nQueues, queue..., queue still over the limit...}
+    {0, dropped, nQueues, queue..., entries stored in each queue..., queue still over the limit...}
 ]]
 local ns, scope, key, now, window = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local maxLen, overflow, n, idsJson = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9]), ARGV[10]
@@ -137,6 +137,7 @@ if dk then
 end
 local out = { 0, dropped, #order }
 for _, q in ipairs(order) do out[#out + 1] = q end
+for _, q in ipairs(order) do out[#out + 1] = added[q] end
 for _, q in ipairs(order) do
   if sizes[q] and sizes[q] > maxLen then out[#out + 1] = q end
 end
