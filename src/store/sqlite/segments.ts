@@ -69,6 +69,11 @@ export class Segments {
   private readonly sizeDelta = new Map<number, number>();
   /** queues.id → its size as committed or about to be (read once, then kept: every change passes here). */
   private readonly sizes = new Map<number, number>();
+  /**
+   * queues.id → entries added minus removed by the batch's kept writes, not in the file yet: one
+   * UPDATE per queue just before COMMIT (writeSizes) instead of one per write.
+   */
+  private readonly batchSizes = new Map<number, number>();
   /** queues.id\0messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
   private readonly hints = new Map<string, number>();
 
@@ -168,7 +173,7 @@ export class Segments {
   size(queueId: number): number {
     let size = this.sizes.get(queueId);
     if (size === undefined) {
-      size = this.s.queueSize.get(queueId) as number;
+      size = (this.s.queueSize.get(queueId) as number) + (this.batchSizes.get(queueId) ?? 0);
       this.sizes.set(queueId, size);
     }
     return size;
@@ -227,23 +232,34 @@ export class Segments {
     this.trimCaches();
   }
 
-  /**
-   * Writes what the running operation changed: its segments, then one size UPDATE per queue,
-   * counted in its namespace (entries, and queues that became empty or stopped being so).
-   */
+  /** Writes the segments the running operation changed (before its savepoint is released). */
   write() {
     this.writeSegments();
+  }
+
+  /**
+   * The running operation is kept (its savepoint released): its queue sizes join the batch's,
+   * counted in their namespaces (entries, and queues that became empty or stopped being so).
+   * Before the namespace counts keep theirs.
+   */
+  keepWrite() {
     if (this.sizeDelta.size === 0) return;
     for (const [queueId, n] of this.sizeDelta) {
       if (n === 0) continue;
       const before = this.size(queueId);
-      this.s.queueGrow.run(n, queueId);
       this.sizes.set(queueId, before + n);
+      this.batchSizes.set(queueId, (this.batchSizes.get(queueId) ?? 0) + n);
       const ns = this.nsOf(queueId);
       this.counts.add(ns, "pending", n);
       if (before > 0 !== before + n > 0) this.counts.add(ns, "queues", before > 0 ? -1 : 1);
     }
     this.sizeDelta.clear();
+  }
+
+  /** Stores the batch's queue sizes, one UPDATE per queue, just before COMMIT. */
+  writeSizes() {
+    for (const [queueId, n] of this.batchSizes) if (n !== 0) this.s.queueGrow.run(n, queueId);
+    this.batchSizes.clear();
   }
 
   /** Keeps the caches within bounds, dropping the least recently added first. */
@@ -258,10 +274,14 @@ export class Segments {
     }
   }
 
-  /** Forgets everything a rollback may have undone (hints stay: acks check them). */
-  forget() {
+  /**
+   * Forgets everything a rollback may have undone (hints stay: acks check them); with `batch`, the
+   * whole batch was rolled back, so its kept sizes go too.
+   */
+  forget(batch: boolean) {
     this.sizeDelta.clear();
     this.sizes.clear();
+    if (batch) this.batchSizes.clear();
     this.highest.clear();
     this.dirty.clear();
     this.segmentCache.clear();
@@ -272,15 +292,10 @@ export class Segments {
 
   /** Writes what the running operation changed in its segments, deleting the emptied ones. */
   private writeSegments() {
+    const emptied: Segment[] = [];
     for (const segment of this.dirty) {
       if (segment.members.length === 0) {
-        this.s.segmentDel.run(segment.id);
-        this.uncacheSegment(segment);
-        if (this.s.chunkFree.run(segment.chunk).changes > 0) {
-          this.uncacheChunk(segment.chunk);
-        } else {
-          this.s.chunkUnref.run(segment.chunk);
-        }
+        emptied.push(segment);
         continue;
       }
       let leased = 0;
@@ -289,6 +304,36 @@ export class Segments {
       this.s.segmentSet.run(encodeMembers(segment.members), leased, expiresAt, segment.id);
     }
     this.dirty.clear();
+    if (emptied.length > 1) this.deleteMany(emptied);
+    else for (const segment of emptied) this.deleteOne(segment);
+  }
+
+  /** Deletes an emptied segment and drops its reference to its chunk. */
+  private deleteOne(segment: Segment) {
+    this.s.segmentDel.run(segment.id);
+    this.uncacheSegment(segment);
+    if (this.s.chunkFree.run(segment.chunk).changes > 0) this.uncacheChunk(segment.chunk);
+    else this.s.chunkUnref.run(segment.chunk);
+  }
+
+  /** deleteOne for many segments, in two statements (plus one per chunk other segments still use). */
+  private deleteMany(emptied: Segment[]) {
+    const chunks = new Set<number>();
+    const again: Segment[] = [];
+    for (const segment of emptied) {
+      // A chunk emptied twice here (a fan-out) loses its references one at a time.
+      if (chunks.has(segment.chunk)) again.push(segment);
+      else chunks.add(segment.chunk);
+    }
+    const once = again.length === 0 ? emptied : emptied.filter((segment) => !again.includes(segment));
+    this.s.segmentsDel.run(JSON.stringify(once.map((segment) => segment.id)));
+    for (const segment of once) this.uncacheSegment(segment);
+    const freed = new Set(this.s.chunksFree.all(JSON.stringify([...chunks])) as number[]);
+    for (const chunk of chunks) {
+      if (freed.has(chunk)) this.uncacheChunk(chunk);
+      else this.s.chunkUnref.run(chunk);
+    }
+    for (const segment of again) this.deleteOne(segment);
   }
 
   private findIn(id: number, queueId: number, messageId: string) {

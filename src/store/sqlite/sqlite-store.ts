@@ -107,6 +107,8 @@ const RECOVERY_EVERY_MS = 1000;
 
 /** Expired or dead-lettered entries one claim removes at most, so that no operation runs long. */
 const CLAIM_REMOVALS_MAX = 2_000;
+/** Events whose subscribers the store keeps in memory at most (each a short list). */
+const SUBSCRIBERS_CACHED = 10_000;
 /** Messages per chunk at most: a bigger batch is split, so that work per segment stays small. */
 const CHUNK_MAX = 128;
 
@@ -168,6 +170,11 @@ export class SqliteStore implements QueueStore {
    * once `until` passes.
    */
   private readonly cursors = new Map<number, { after: number; until: number }>();
+  /**
+   * ns\0event → its subscribers, as `targets` reads them for every publish. Cleared by every change
+   * of subscriptions and every rollback; at most SUBSCRIBERS_CACHED events.
+   */
+  private readonly subscribersOf = new Map<string, Subscriber[]>();
   /** ns\0queue → queues.id, and back to the namespace. Cleared on every rollback (ids may be reused). */
   private readonly queueIds = new Map<string, number>();
   private readonly queueNs = new Map<number, string>();
@@ -188,12 +195,19 @@ export class SqliteStore implements QueueStore {
     );
     this.batch = new GroupCommit(database, file, opts, {
       afterWrite: () => this.segments.write(),
-      writeKept: () => this.counts.keepWrite(),
+      writeKept: () => {
+        // Sizes first: they add to the namespace counts the write keeps.
+        this.segments.keepWrite();
+        this.counts.keepWrite();
+      },
       afterRollback: (batch) => {
-        this.forget();
+        this.forget(batch);
         this.counts.forget(batch);
       },
-      beforeCommit: () => this.counts.flush(),
+      beforeCommit: () => {
+        this.segments.writeSizes();
+        this.counts.flush();
+      },
       afterCommit: () => {
         this.segments.trimCaches();
         // While the disk is full every commit gives its WAL space back at once.
@@ -237,6 +251,7 @@ export class SqliteStore implements QueueStore {
 
   subscribe(ns: string, clientId: string, events: string[], group: string | null): Promise<void> {
     return this.batch.write(() => {
+      this.subscribersOf.clear();
       for (const event of events) {
         const eventId = this.eventId(ns, event, true) as number;
         if (this.s.subGet.get(eventId, clientId) === undefined) this.counts.add(ns, "subscriptions", 1);
@@ -248,6 +263,7 @@ export class SqliteStore implements QueueStore {
   /** Ends the subscriptions in one write, then drops their entries in steps (see dropStepwise). */
   async unsubscribe(ns: string, clientId: string, events: string[]): Promise<number> {
     const drops = await this.batch.write(() => {
+      this.subscribersOf.clear();
       const out: { queueId: number; event: string; upTo: number }[] = [];
       const drop = (queue: QueueName, event: string) => {
         const queueId = this.queueId(ns, queue, false);
@@ -943,7 +959,13 @@ export class SqliteStore implements QueueStore {
     }
     let subs = subscribers.get(m.event);
     if (!subs) {
-      subs = this.s.targets.all(ns, m.event) as Subscriber[];
+      const k = nsKey(ns, m.event);
+      subs = this.subscribersOf.get(k);
+      if (subs === undefined) {
+        subs = this.s.targets.all(ns, m.event) as Subscriber[];
+        if (this.subscribersOf.size >= SUBSCRIBERS_CACHED) this.subscribersOf.clear();
+        this.subscribersOf.set(k, subs);
+      }
       subscribers.set(m.event, subs);
     }
     const route = m.route;
@@ -1085,11 +1107,12 @@ export class SqliteStore implements QueueStore {
   }
 
   /** Forgets every cache that may hold what a rollback undid. */
-  private forget() {
+  private forget(batch: boolean) {
+    this.subscribersOf.clear();
     this.queueIds.clear();
     this.queueNs.clear();
     this.cursors.clear();
-    this.segments.forget();
+    this.segments.forget(batch);
   }
 
   // ---- helpers --------------------------------------------------------------------------------

@@ -56,6 +56,9 @@ export const SQL = {
   // Dropping a reference: delete the chunk when it was the last, else count it down.
   chunkFree: "DELETE FROM chunks WHERE id = ? AND refs <= 1",
   chunkUnref: "UPDATE chunks SET refs = refs - 1 WHERE id = ?",
+  // The same for many segments at once (an ack of a page of deliveries empties many).
+  segmentsDel: "DELETE FROM segments WHERE id IN (SELECT value FROM json_each(?))",
+  chunksFree: "DELETE FROM chunks WHERE id IN (SELECT value FROM json_each(?)) AND refs <= 1 RETURNING id",
   segmentAdd: `INSERT INTO segments (queue_id, chunk, expires_at, ordered, first_id, last_id)
     VALUES (?, ?, ?, ?, ?, ?)`,
   // A segment whose first members are leased as it is stored (a handover).
@@ -129,6 +132,7 @@ const PLUCKED = [
   "eventGet",
   "consumerGroups",
   "chunkGet",
+  "chunksFree",
   "segmentPage",
   "segmentAfter",
   "segmentsOf",
