@@ -78,8 +78,28 @@ class Connection {
   claiming = 0;
   /** The last pump failed (store outage): the ticker tries again. */
   retry = false;
+  /** Claims of its own queue issued so far: a publish waiting for it knows which claims came after it. */
+  claims = 0;
+  /** Publish acks held until a claim issued after `after` finds the queue drained (credit flow). */
+  readonly held: { after: number; release: () => void }[] = [];
   constructor(readonly consumer: Consumer) {}
+
+  /** Lets held publish acks go: all of them, or those the claim numbered `claim` covered. */
+  release(claim = Number.POSITIVE_INFINITY) {
+    let kept = 0;
+    for (const waiter of this.held) {
+      if (waiter.after < claim) waiter.release();
+      else this.held[kept++] = waiter;
+    }
+    this.held.length = kept;
+  }
 }
+
+/**
+ * Longest a publish ack is held for an online consumer that lags (credit flow, see holdFor): the
+ * publisher is slowed to the consumer's pace, never stopped by a consumer that stopped taking.
+ */
+export const CREDIT_WAIT_MS = 250;
 
 /** What one claim did for a connection: messages sent, and whether the store stopped early. */
 interface Claimed {
@@ -125,7 +145,10 @@ export class QueueCore {
     const previous = conns.filter((c) => c.active || c.inflight.size > 0);
     conns.push(conn);
     this.clients.set(k, conns);
-    for (const c of previous) c.active = false;
+    for (const c of previous) {
+      c.active = false;
+      c.release();
+    }
     // Past the limit the oldest connections are closed (a reconnect is never refused).
     const max = this.limits.maxConnectionsPerClient;
     if (max > 0 && conns.length > max) {
@@ -155,6 +178,7 @@ export class QueueCore {
     if (!conn) return;
     this.byConsumer.delete(consumer);
     conn.closed = true;
+    conn.release();
     const k = nsKey(consumer.ns, consumer.clientId);
     const remaining = this.clients.get(k) ?? [];
     const at = remaining.indexOf(conn);
@@ -178,6 +202,7 @@ export class QueueCore {
   surrender(ns: string, clientId: string): void {
     for (const conn of this.clients.get(nsKey(ns, clientId)) ?? []) {
       conn.active = false;
+      conn.release();
       conn.inflight.clear();
     }
   }
@@ -293,13 +318,39 @@ export class QueueCore {
           if (handed.messages.length === taken.count) complete.add(handed.queue);
           await this.deliver(taken.conn, handed.queue, handed.messages, now);
         }
-        this.wake(
-          ns,
-          complete.size === 0 ? result.queues : result.queues.filter((queue) => !complete.has(queue)),
-        );
+        const waiting = complete.size === 0 ? result.queues : result.queues.filter((q) => !complete.has(q));
+        // Held before the wake-up, so that only claims issued after this publish release it.
+        const held = this.holdFor(ns, waiting);
+        this.wake(ns, waiting);
+        if (held !== null) await held;
       }
       return { ok: true, messageIds: result.messageIds };
     });
+  }
+
+  /**
+   * Credit flow: delivery goes before intake when a live consumer lags. A publish whose entries
+   * wait in the queue of a consumer online here with room in its window (the hub's delivery is
+   * behind, not the consumer) gets its ack once that consumer's pump has caught up past it, or
+   * after CREDIT_WAIT_MS at most. A consumer whose window is full is slow: its queue absorbs
+   * everything and holds no one; an offline consumer holds no one either. Reads are never paused
+   * (the publisher's socket carries its acks too). Returns null when nothing holds the publish.
+   */
+  private holdFor(ns: string, queues: QueueName[]): Promise<void> | null {
+    const waits: Promise<void>[] = [];
+    for (const queue of queues) {
+      if (isGroupQueue(queue)) continue;
+      const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
+      if (conn === undefined || !conn.active || !conn.ready || this.windowFull(conn)) continue;
+      const after = conn.claims;
+      waits.push(new Promise<void>((release) => conn.held.push({ after, release })));
+    }
+    if (waits.length === 0) return null;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, CREDIT_WAIT_MS);
+    });
+    return Promise.race([Promise.all(waits), bound]).then(() => clearTimeout(timer));
   }
 
   /**
@@ -473,8 +524,11 @@ export class QueueCore {
         conn.again = false;
         const free = this.free(conn);
         if (free <= 0 || !conn.active) break;
+        const claim = ++conn.claims;
         const got = await this.claimFor(conn, clientQueue(conn.consumer.clientId), free);
         if (got.sent === free || got.more) conn.again = true;
+        // Drained: every publish held before this claim was issued is delivered.
+        else conn.release(claim);
       } while (conn.again && conn.active);
     } catch (err) {
       // The store refused (e.g. outage): the ticker pumps again later.
@@ -482,6 +536,8 @@ export class QueueCore {
       this.log.warn({ clientId: conn.consumer.clientId, err }, "delivery paused: store error");
     } finally {
       conn.pumping = false;
+      // A full window means a slow consumer, not a lagging hub: it holds no publisher.
+      if (!conn.active || this.windowFull(conn)) conn.release();
     }
   }
 
@@ -528,6 +584,11 @@ export class QueueCore {
       state.pumping = false;
       if (!this.groupConsumers.has(k)) this.groups.delete(k);
     }
+  }
+
+  /** The consumer holds as many unacked deliveries as it may: it is slow, not the hub. */
+  private windowFull(conn: Connection): boolean {
+    return conn.inflight.size >= this.limits.prefetch;
   }
 
   /** Window left on a connection, counting claims still on their way. */
