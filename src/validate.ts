@@ -58,6 +58,9 @@ const publishItem = z
   })
   .strict();
 
+/** A batch is parsed in one pass (one parse per batch, not per message). */
+const publishBatch = z.array(publishItem);
+
 const subscribe = z.object({ event: events, group: clientId.optional(), clientId: clientId.optional() });
 const unsubscribe = z.object({ event: events, clientId: clientId.optional() });
 const received = z
@@ -110,11 +113,19 @@ export function parsePublish(
       `publish: a batch holds at most ${maxBatch} messages, got ${input.length}`,
     );
   }
+  const parsed = batch ? publishBatch.safeParse(input) : publishItem.safeParse(input);
+  if (!parsed.success) {
+    // Named as the message's own parse would name it: publish[i]: field ...
+    const issue = parsed.error.issues[0];
+    const path = issue?.path ?? [];
+    const what = batch ? `publish[${String(path[0])}]` : "publish";
+    const fieldPath = batch ? path.slice(1) : path;
+    const field = fieldPath.length ? fieldPath.join(".") : what;
+    return failure("INVALID_ARGUMENT", `${what}: ${field} ${issue?.message ?? "is invalid"}`);
+  }
   const items: ParsedPublish[] = [];
-  for (const [i, raw] of (batch ? input : [input]).entries()) {
-    const item = parse(publishItem, raw, batch ? `publish[${i}]` : "publish");
-    if (!item.ok) return item;
-    const { to, ...rest } = item.value;
+  for (const [i, value] of (Array.isArray(parsed.data) ? parsed.data : [parsed.data]).entries()) {
+    const { to, ...rest } = value;
     if (to !== undefined && rest.room !== undefined) {
       return failure(
         "INVALID_ARGUMENT",
