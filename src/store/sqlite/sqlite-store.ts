@@ -79,6 +79,7 @@ import {
   toStored,
 } from "./segments.js";
 import { prepareStatements, type Statements, SWEEP_SEGMENTS } from "./statements.js";
+import { WalSync } from "./wal-sync.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its folder is created when missing. */
@@ -160,6 +161,8 @@ export class SqliteStore implements QueueStore {
   private readonly stepSegments: number;
   private legacyKeys: LegacyKeys | undefined;
   private readonly reserve: SpaceReserve;
+  /** With `sync: normal`, the WAL is synced in the background so that checkpoints stall little. */
+  private readonly walSync: WalSync | null;
   /** The disk is full: publishes are refused, claims and acks drain the queues (see diskFull). */
   private diskIsFull = false;
   private lastRecovery = 0;
@@ -209,6 +212,7 @@ export class SqliteStore implements QueueStore {
         this.counts.flush();
       },
       afterCommit: () => {
+        this.walSync?.committed();
         this.segments.trimCaches();
         // While the disk is full every commit gives its WAL space back at once.
         if (this.diskIsFull) this.truncateWal();
@@ -217,6 +221,7 @@ export class SqliteStore implements QueueStore {
         if (sqliteCode(err)?.startsWith("SQLITE_FULL")) this.diskFull();
       },
     });
+    this.walSync = file !== ":memory:" && opts.sync === "normal" ? new WalSync(`${file}-wal`) : null;
     const reserveBytes = file === ":memory:" ? 0 : Math.max(0, Math.floor(opts.reserveBytes ?? 0));
     this.reserve = new SpaceReserve(`${file}-reserve`, reserveBytes);
     if (reserveBytes > 0) {
@@ -674,6 +679,7 @@ export class SqliteStore implements QueueStore {
   async close(): Promise<void> {
     if (this.batch.closed) return;
     this.batch.close();
+    this.walSync?.close();
     this.database.close();
   }
 
