@@ -32,7 +32,8 @@ class GatedStore extends MemoryStore {
 
 test("a publish ack waits while the hub's delivery to an online consumer lags, and comes after it", async () => {
   const store = new GatedStore();
-  const ctx = await startHub({}, store);
+  // A bound far beyond the test: only the delivery catching up may let the ack go.
+  const ctx = await startHub({ creditWaitMs: 60_000 }, store);
   try {
     const first = await ctx.client("/", { clientId: "sub" });
     expect(await first.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
@@ -73,7 +74,7 @@ test("a publish ack waits while the hub's delivery to an online consumer lags, a
 
 test("a consumer with a full window (slow) or an offline one holds no publisher", async () => {
   const store = new GatedStore();
-  const ctx = await startHub({ prefetch: 2 }, store);
+  const ctx = await startHub({ prefetch: 2, creditWaitMs: 60_000 }, store);
   try {
     const slow = await ctx.client("/", { clientId: "slow" });
     expect(await slow.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
@@ -95,9 +96,9 @@ test("a consumer with a full window (slow) or an offline one holds no publisher"
   }
 });
 
-test("a consumer whose delivery never catches up holds a publish ack for a bounded time only", async () => {
+test("a consumer whose delivery never catches up holds a publish ack for HUB_CREDIT_WAIT_MS only", async () => {
   const store = new GatedStore();
-  const ctx = await startHub({}, store);
+  const ctx = await startHub({ creditWaitMs: 100 }, store);
   try {
     const first = await ctx.client("/", { clientId: "sub" });
     expect(await first.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });

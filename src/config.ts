@@ -47,6 +47,11 @@ export interface HubConfig {
   prefetch: number;
   /** Redelivery after this long without an ack. @default 30000 */
   ackTimeoutMs: number;
+  /**
+   * Credit flow: longest a publish ack waits for the delivery to an online consumer that lags
+   * (see the README); 0 = never held. @default 250
+   */
+  creditWaitMs: number;
   /** Dead-letter after this many deliveries; 0 = never. @default 10 */
   maxDeliveries: number;
   /** Default time to live of a message; 0 = forever. @default 0 */
@@ -120,6 +125,7 @@ export const HUB_DEFAULTS: Readonly<HubConfig> = Object.freeze({
   logLevel: "info",
   prefetch: 256,
   ackTimeoutMs: 30_000,
+  creditWaitMs: 250,
   maxDeliveries: 10,
   messageTtlMs: 0,
   maxQueueLength: 0,
@@ -220,6 +226,7 @@ export function parseConfig(env: Env = process.env): HubConfig {
     logLevel: oneOf("LOG_LEVEL", ["debug", "info", "warn", "error", "silent"], d.logLevel),
     prefetch: int("HUB_PREFETCH", d.prefetch, 1),
     ackTimeoutMs: int("HUB_ACK_TIMEOUT_MS", d.ackTimeoutMs, 1),
+    creditWaitMs: int("HUB_CREDIT_WAIT_MS", d.creditWaitMs),
     maxDeliveries: int("HUB_MAX_DELIVERIES", d.maxDeliveries),
     messageTtlMs: int("HUB_MESSAGE_TTL_MS", d.messageTtlMs),
     maxQueueLength: int("HUB_MAX_QUEUE_LENGTH", d.maxQueueLength),

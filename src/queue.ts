@@ -27,6 +27,7 @@ export type DeliveryLimits = Pick<
   HubConfig,
   | "prefetch"
   | "ackTimeoutMs"
+  | "creditWaitMs"
   | "maxDeliveries"
   | "messageTtlMs"
   | "maxQueueLength"
@@ -94,12 +95,6 @@ class Connection {
     this.held.length = kept;
   }
 }
-
-/**
- * Longest a publish ack is held for an online consumer that lags (credit flow, see holdFor): the
- * publisher is slowed to the consumer's pace, never stopped by a consumer that stopped taking.
- */
-export const CREDIT_WAIT_MS = 250;
 
 /** What one claim did for a connection: messages sent, and whether the store stopped early. */
 interface Claimed {
@@ -332,12 +327,14 @@ export class QueueCore {
    * Credit flow: delivery goes before intake when a live consumer lags. A publish whose entries
    * wait in the queue of a consumer online here with room in its window (the hub's delivery is
    * behind, not the consumer) gets its ack once that consumer's pump has caught up past it, or
-   * after CREDIT_WAIT_MS at most. A consumer whose window is full is slow: its queue absorbs
+   * after `creditWaitMs` at most (the publisher slows to the consumer's pace, and is never stopped
+   * by a consumer that stopped taking). A consumer whose window is full is slow: its queue absorbs
    * everything and holds no one; an offline consumer holds no one either. Reads are never paused
    * (the publisher's socket carries its acks too). Returns null when nothing holds the publish.
    */
   private holdFor(ns: string, queues: QueueName[]): Promise<void> | null {
     const waits: Promise<void>[] = [];
+    if (this.limits.creditWaitMs <= 0) return null;
     for (const queue of queues) {
       if (isGroupQueue(queue)) continue;
       const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
@@ -348,7 +345,7 @@ export class QueueCore {
     if (waits.length === 0) return null;
     let timer: NodeJS.Timeout | undefined;
     const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, CREDIT_WAIT_MS);
+      timer = setTimeout(resolve, this.limits.creditWaitMs);
     });
     return Promise.race([Promise.all(waits), bound]).then(() => clearTimeout(timer));
   }
