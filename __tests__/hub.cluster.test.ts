@@ -2,6 +2,7 @@
 // clients spread over both (each new client lands on the other hub), on a per-run prefix.
 
 import { createServer } from "node:http";
+import { Redis } from "ioredis";
 import { Server } from "socket.io";
 import { useRedisAdapter } from "../src/cluster.js";
 import { createLogger } from "../src/log.js";
@@ -130,7 +131,7 @@ describeRedis("takeover across hubs", () => {
 });
 
 describeRedis("the Redis adapter while Redis is down", () => {
-  test("a message to the other hubs that cannot be sent is logged, never an unhandled rejection", async () => {
+  test("a message to the other hubs that cannot be sent is logged, never an unhandled rejection; closed then, it stops reconnecting", async () => {
     const redis = new PrivateRedis(await freePort());
     await redis.start();
     const lines: Record<string, unknown>[] = [];
@@ -156,6 +157,18 @@ describeRedis("the Redis adapter while Redis is down", () => {
       process.off("unhandledRejection", onUnhandled);
       await io.close();
       await adapter.close();
+    }
+    // Closed while Redis was down, the adapter's clients stop for good: none comes back when it
+    // returns (a client left reconnecting would keep the hub's process alive after close).
+    await redis.start();
+    const admin = new Redis(redis.url);
+    try {
+      await settle(3000); // longer than ioredis's longest wait between reconnects (2 s)
+      const clients = (await admin.client("LIST")) as string;
+      expect(clients.trim().split("\n")).toHaveLength(1);
+    } finally {
+      admin.disconnect();
+      await redis.stop();
     }
   });
 });

@@ -54,7 +54,8 @@ export async function useRedisAdapter(
   io.adapter(createAdapter(pub, sub, { key: `${options.prefix}socket.io`, requestsTimeout: 2000 }));
   return {
     async close() {
-      await Promise.allSettled([pub.quit(), sub.quit()]);
+      // quit() fails while Redis is down, and the client would go on reconnecting for ever.
+      await Promise.all([pub, sub].map((client) => client.quit().catch(() => client.disconnect())));
     },
   };
 }
