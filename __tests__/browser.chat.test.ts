@@ -147,6 +147,23 @@ test("a closed tab, reopened, catches up exactly the lines it missed, once, in o
   expect(back.errors).toEqual([]);
 }, 60_000);
 
+test("a name typed and entered while the page is still loading is kept, and the page keeps its hub", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  people.push({ context, page, errors: watchErrors(page) });
+  // A slow network: the client library arrives 1.5 s after the form is on screen.
+  await page.route("**/queuehub/client.js", async (route) => {
+    await settle(1500);
+    await route.continue();
+  });
+  await page.goto(`${site.origin}/?hub=${encodeURIComponent(ctx.url)}`, { waitUntil: "commit" });
+  await page.fill("#name", "grace"); // typed before the script runs: it must stay
+  await page.click("#enter button"); // a native submit would go to ?name=grace, forgetting ?hub=
+  await page.waitForSelector("#status[data-state=online]", { timeout: 15_000 });
+  expect(await page.textContent("#who")).toBe("you are grace");
+  expect(new URL(page.url()).searchParams.get("hub")).toBe(ctx.url);
+}, 60_000);
+
 test("a page from an origin the hub does not list is refused, over polling and WebSocket", async () => {
   const page = await browser.newPage();
   try {

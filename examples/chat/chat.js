@@ -33,11 +33,13 @@ function withSlash(url) {
 
 // ---- entering ---------------------------------------------------------------------------------------
 
-$("name").value = params.get("name") ?? localStorage.getItem("queuehub.chat.name") ?? "";
+// What was typed while the page loaded stays.
+$("name").value ||= params.get("name") ?? localStorage.getItem("queuehub.chat.name") ?? "";
 $("enter").addEventListener("submit", (event) => {
   event.preventDefault();
   enter($("name").value.trim());
 });
+$("enter").querySelector("button").disabled = false;
 if (params.get("name")) enter(params.get("name"));
 
 const roomsKey = (name) => `queuehub.chat.rooms:${NAMESPACE}:${name}`;

@@ -481,6 +481,7 @@ for (const button of document.querySelectorAll("button.more")) {
 const TOKEN_KEY = "queuehub.operatorToken";
 $("token").value = sessionStorage.getItem(TOKEN_KEY) ?? "";
 $("token-form").addEventListener("submit", (event) => event.preventDefault());
+$("token").disabled = false;
 $("token").addEventListener("change", () => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   refresh();
