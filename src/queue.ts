@@ -11,6 +11,7 @@ import {
   clientQueue,
   type EnqueueResult,
   type HandoverOffer,
+  type IdempotencyKey,
   isGroupQueue,
   type NewMessage,
   nsKey,
@@ -113,6 +114,15 @@ export class QueueCore {
   /** ns\0groupQueue → hand-out state: one pump at a time, members served in turn */
   private readonly groups = new Map<string, { pumping: boolean; again: boolean; turn: number }>();
   private readonly rates = new Map<string, { tokens: number; at: number }>();
+  /** ns → publishes of this turn waiting to be stored together (see gather). */
+  private readonly gathered = new Map<
+    string,
+    {
+      messages: NewMessage[];
+      outcome: Promise<Failure | { ok: true }>;
+      settle: (outcome: Promise<Failure | { ok: true }>) => void;
+    }
+  >();
   private readonly timer: NodeJS.Timeout;
   private lastSweep = Date.now();
   private lastPoll = Date.now();
@@ -283,44 +293,89 @@ export class QueueCore {
         payloadJson,
       });
     }
+    if (key !== undefined || this.limits.maxQueueLength > 0) {
+      // Stored alone (a key or a queue limit may refuse it): what this turn gathered goes first.
+      this.storeGathered(ns);
+      const idempotency = key === undefined ? undefined : { scope, key };
+      return this.guard(() => this.storeMessages(ns, messages, idempotency, now));
+    }
+    const stored = await this.gather(ns, messages);
+    return stored.ok ? { ok: true, messageIds: messages.map((m) => m.messageId) } : stored;
+  }
+
+  /**
+   * Publishes that nothing in the store can tell apart (no idempotency key, no queue limit) are
+   * gathered over one turn of the event loop, per namespace, and stored in one request: one row
+   * per batch of messages and one per queue instead of rows per publish (a turn reads many
+   * single-message publishes from a socket at once). Each stays whole and in its publisher's
+   * order; the request succeeds or fails for all of them.
+   */
+  private gather(ns: string, messages: NewMessage[]): Promise<Failure | { ok: true }> {
+    let gathered = this.gathered.get(ns);
+    if (gathered === undefined) {
+      let settle: (outcome: Promise<Failure | { ok: true }>) => void = () => {};
+      const outcome = new Promise<Failure | { ok: true }>((resolve) => {
+        settle = resolve;
+      });
+      gathered = { messages: [], outcome, settle };
+      this.gathered.set(ns, gathered);
+      process.nextTick(() => this.storeGathered(ns));
+    }
+    for (const m of messages) gathered.messages.push(m);
+    return gathered.outcome;
+  }
+
+  /** Stores what `gather` holds for a namespace now. */
+  private storeGathered(ns: string) {
+    const gathered = this.gathered.get(ns);
+    if (gathered === undefined) return;
+    this.gathered.delete(ns);
+    gathered.settle(this.guard(() => this.storeMessages(ns, gathered.messages, undefined, Date.now())));
+  }
+
+  /** Stores one copy per subscriber queue (all or nothing), hands fresh entries over, wakes the rest. */
+  private async storeMessages(
+    ns: string,
+    messages: NewMessage[],
+    key: IdempotencyKey | undefined,
+    now: number,
+  ): Promise<{ ok: true; messageIds: string[] }> {
     const handover = this.handoverOffers(ns);
-    return this.guard(async () => {
-      let result: EnqueueResult;
-      try {
-        result = await this.store.enqueue({
-          ns,
-          messages,
-          key: key === undefined ? undefined : { scope, key },
-          now,
-          dedupWindowMs: this.limits.dedupWindowMs,
-          maxQueueLength: this.limits.maxQueueLength,
-          overflow: this.limits.overflow,
-          handover: handover.offer,
-        });
-      } finally {
-        handover.settle();
+    let result: EnqueueResult;
+    try {
+      result = await this.store.enqueue({
+        ns,
+        messages,
+        key,
+        now,
+        dedupWindowMs: this.limits.dedupWindowMs,
+        maxQueueLength: this.limits.maxQueueLength,
+        overflow: this.limits.overflow,
+        handover: handover.offer,
+      });
+    } finally {
+      handover.settle();
+    }
+    if (!result.duplicate) {
+      this.metrics.published.inc(messages.length);
+      this.metrics.dropped.inc(result.dropped);
+      if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
+      // Fresh entries leased at once go out now, from memory; only the queues still holding
+      // some of them need their consumers woken.
+      const complete = new Set<QueueName>();
+      for (const handed of result.handedOver ?? []) {
+        const taken = handover.taken(handed.queue);
+        if (taken === undefined) continue;
+        if (handed.messages.length === taken.count) complete.add(handed.queue);
+        await this.deliver(taken.conn, handed.queue, handed.messages, now);
       }
-      if (!result.duplicate) {
-        this.metrics.published.inc(messages.length);
-        this.metrics.dropped.inc(result.dropped);
-        if (result.dropped) this.log.warn({ ns, dropped: result.dropped }, "queue full: oldest dropped");
-        // Fresh entries leased at once go out now, from memory; only the queues still holding
-        // some of them need their consumers woken.
-        const complete = new Set<QueueName>();
-        for (const handed of result.handedOver ?? []) {
-          const taken = handover.taken(handed.queue);
-          if (taken === undefined) continue;
-          if (handed.messages.length === taken.count) complete.add(handed.queue);
-          await this.deliver(taken.conn, handed.queue, handed.messages, now);
-        }
-        const waiting = complete.size === 0 ? result.queues : result.queues.filter((q) => !complete.has(q));
-        // Held before the wake-up, so that only claims issued after this publish release it.
-        const held = this.holdFor(ns, waiting);
-        this.wake(ns, waiting);
-        if (held !== null) await held;
-      }
-      return { ok: true, messageIds: result.messageIds };
-    });
+      const waiting = complete.size === 0 ? result.queues : result.queues.filter((q) => !complete.has(q));
+      // Held before the wake-up, so that only claims issued after this publish release it.
+      const held = this.holdFor(ns, waiting);
+      this.wake(ns, waiting);
+      if (held !== null) await held;
+    }
+    return { ok: true, messageIds: result.messageIds };
   }
 
   /**
