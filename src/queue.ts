@@ -293,8 +293,9 @@ export class QueueCore {
         payloadJson,
       });
     }
-    if (key !== undefined || this.limits.maxQueueLength > 0) {
-      // Stored alone (a key or a queue limit may refuse it): what this turn gathered goes first.
+    if (messages.length > 1 || key !== undefined || this.limits.maxQueueLength > 0) {
+      // Stored alone (a batch is one request already; a key or a queue limit may refuse it):
+      // what this turn gathered goes first.
       this.storeGathered(ns);
       const idempotency = key === undefined ? undefined : { scope, key };
       return this.guard(() => this.storeMessages(ns, messages, idempotency, now));
@@ -304,11 +305,11 @@ export class QueueCore {
   }
 
   /**
-   * Publishes that nothing in the store can tell apart (no idempotency key, no queue limit) are
-   * gathered over one turn of the event loop, per namespace, and stored in one request: one row
-   * per batch of messages and one per queue instead of rows per publish (a turn reads many
-   * single-message publishes from a socket at once). Each stays whole and in its publisher's
-   * order; the request succeeds or fails for all of them.
+   * Single-message publishes that nothing in the store can tell apart (no idempotency key, no
+   * queue limit) are gathered over one turn of the event loop, per namespace, and stored in one
+   * request: one row per batch of messages and one per queue instead of rows per publish (a turn
+   * reads many of them from a socket at once). Each stays in its publisher's order; the request
+   * succeeds or fails for all of them.
    */
   private gather(ns: string, messages: NewMessage[]): Promise<Failure | { ok: true }> {
     let gathered = this.gathered.get(ns);
