@@ -1,7 +1,7 @@
 // HubClient against a live hub: socket.io-client's options, on/off/once for deliveries and the
 // connection's events, acks only after every handler resolved, redeliveries of handled ids
 // dropped, deliveries parked until a handler exists, and tokens refreshed through a callback.
-import { HubClient, type HubClientOptions } from "../src/clients/hub-client.js";
+import { HubClient, type HubClientOptions, HubError } from "../src/clients/hub-client.js";
 import type { HubSocket } from "../src/connection.js";
 import type { Message } from "../src/protocol.js";
 import { signToken } from "../src/token.js";
@@ -106,6 +106,16 @@ test("socket.io-client's options: default transports (polling, then the upgrade)
   );
   void wrongPath.connect().catch(() => {});
   expect(await failed).toMatch(/xhr poll error|websocket error/);
+});
+
+test("close() ends the requests still waiting for a reply (their timers would keep Node running)", async () => {
+  const c = client("closing", { replyTimeoutMs: 120_000 });
+  await c.connect();
+  const publishing = c.publish("job", 1, { to: "nobody" });
+  c.close();
+  const err = await publishing.catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(HubError);
+  expect((err as HubError).code).toBe("CLOSED");
 });
 
 test("socket.io-client's auth callback supplies further handshake fields", async () => {

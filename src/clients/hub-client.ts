@@ -91,7 +91,7 @@ const LIFECYCLE: ReadonlySet<string> = new Set<LifecycleName>([
 export class HubError extends Error {
   override name = "HubError";
   constructor(
-    readonly code: ErrorCode | "TIMEOUT" | "CONNECT",
+    readonly code: ErrorCode | "TIMEOUT" | "CONNECT" | "CLOSED",
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -123,6 +123,8 @@ export class HubClient<Payloads extends object = Record<string, unknown>> {
   private pendingAcks: string[] = [];
   private ackScheduled = false;
   private readonly replyTimeoutMs: number;
+  /** Cancels each request still waiting for its reply (see close). */
+  private readonly waiting = new Set<() => void>();
   /** The token in use; null until a token source has been asked. */
   private token: string | null;
   /** The hub refused or ended the token: ask the source for a new one before the next handshake. */
@@ -170,7 +172,9 @@ export class HubClient<Payloads extends object = Record<string, unknown>> {
     this.socket.on("connect", () => {
       this.tokenRetried = false;
       this.flushAcks();
-      this.getAll().catch((err: Error) => this.reportError(err));
+      this.getAll().catch((err: HubError) => {
+        if (err.code !== "CLOSED") this.reportError(err);
+      });
       this.emit("connect");
     });
     this.socket.on("connect_error", (err) => {
@@ -356,6 +360,8 @@ export class HubClient<Payloads extends object = Record<string, unknown>> {
   close(): void {
     this.flushAcks();
     this.socket.close();
+    // Requests still waiting for a reply end now: their timers would keep a Node process alive.
+    for (const cancel of [...this.waiting]) cancel();
   }
 
   /** socket.io-client's name for `close`. */
@@ -386,12 +392,21 @@ export class HubClient<Payloads extends object = Record<string, unknown>> {
     send: (ack: (reply: Reply<T>) => void) => void,
   ): Promise<T> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new HubError("TIMEOUT", `no reply to ${event} within ${this.replyTimeoutMs} ms`)),
-        this.replyTimeoutMs,
-      );
-      send((reply) => {
+      const done = () => {
         clearTimeout(timer);
+        this.waiting.delete(cancel);
+      };
+      const cancel = () => {
+        done();
+        reject(new HubError("CLOSED", `${event}: the client was closed before the hub replied`));
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new HubError("TIMEOUT", `no reply to ${event} within ${this.replyTimeoutMs} ms`));
+      }, this.replyTimeoutMs);
+      this.waiting.add(cancel);
+      send((reply) => {
+        done();
         if (reply.ok) resolve(reply);
         else reject(new HubError(reply.error.code, reply.error.message));
       });
