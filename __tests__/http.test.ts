@@ -1,4 +1,5 @@
 // HTTP beside the sockets: health, metrics and publish, answered like the socket ack.
+import { Agent, get, request } from "node:http";
 import { startHub, type TestContext } from "./support/hub.js";
 
 let ctx: TestContext;
@@ -14,6 +15,39 @@ test("GET /healthz answers JSON, naming the store the hub was given", async () =
   const res = await fetch(`${ctx.url}/healthz`);
   expect(res.status).toBe(200);
   expect(await res.json()).toMatchObject({ ok: true, status: "healthy", store: "memory" });
+});
+
+test("close() ends although a page goes on polling on a keep-alive connection that was busy", async () => {
+  const started = await startHub();
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 }); // one connection, as a page reuses
+  const answered = (req: ReturnType<typeof request>) =>
+    new Promise<void>((resolve) => {
+      req.on("response", (res) => res.resume().on("end", resolve));
+      req.on("error", () => resolve());
+    });
+  // A publish under way when close() begins: its headers are in, its body is not.
+  const arrived = new Promise((resolve) => started.hub.httpServer.once("request", resolve));
+  const publish = request(`${started.url}/publish/caps/job`, {
+    agent,
+    method: "POST",
+    headers: { "content-type": "application/json" },
+  });
+  const publishAnswered = answered(publish);
+  publish.write('{"payload":');
+  await arrived;
+  let closed = false;
+  const closing = started.close().then(() => {
+    closed = true;
+  });
+  publish.end("1}");
+  await publishAnswered;
+  // The page polls again and again on the same connection; Node alone would keep serving it.
+  for (const deadline = Date.now() + 15_000; !closed && Date.now() < deadline; ) {
+    await answered(get(`${started.url}/healthz`, { agent }));
+  }
+  agent.destroy();
+  expect(closed).toBe(true);
+  await closing;
 });
 
 test("POST /publish/:namespace/:event and /publish/:event store and deliver, with from null", async () => {

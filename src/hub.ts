@@ -158,12 +158,20 @@ export async function createHub(options: HubOptions = {}): Promise<Hub> {
     close() {
       closing ??= (async () => {
         queue.core.close();
-        // Sockets first (their disconnect handlers hand leases back), then the queue's store.
+        // No new connections. Node's close() waits for every open one, and a keep-alive connection
+        // busy at this moment stays open for as long as a page polls on it (the dashboard polls
+        // every second): from now on each answer closes its connection.
+        httpServer.prependListener("request", closeAfterAnswer);
+        const httpClosed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+        // Sockets first (their disconnect handlers hand leases back), then the HTTP connections
+        // (a request still unanswered after 2 s is cut), then the store: nothing is answered by a
+        // hub whose store is gone.
         await io.close();
+        httpServer.closeIdleConnections();
+        const cut = setTimeout(() => httpServer.closeAllConnections(), 2000);
+        await httpClosed;
+        clearTimeout(cut);
         await queue.close();
-        // Keep-alive connections (a dashboard polling every second) would otherwise still be
-        // answered by a hub whose store is gone, and keep the server from closing.
-        httpServer.closeAllConnections();
         await adapter?.close();
       })();
       return closing;
@@ -207,6 +215,10 @@ export async function attachHub(
       detach();
     },
   };
+}
+
+function closeAfterAnswer(_req: IncomingMessage, res: ServerResponse) {
+  res.setHeader("connection", "close");
 }
 
 /** Events whose listeners Engine.IO adds to (or, for `request`, takes over on) an HTTP server. */
