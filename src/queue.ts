@@ -389,8 +389,8 @@ export class QueueCore {
    * (the publisher's socket carries its acks too). Returns null when nothing holds the publish.
    */
   private holdFor(ns: string, queues: QueueName[]): Promise<void> | null {
-    const waits: Promise<void>[] = [];
     if (this.limits.creditWaitMs <= 0) return null;
+    const waits: Promise<void>[] = [];
     for (const queue of queues) {
       if (isGroupQueue(queue)) continue;
       const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
