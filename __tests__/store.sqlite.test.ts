@@ -17,6 +17,15 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
+/** Polls `check` until it holds (10 s at most). */
+async function until(check: () => boolean) {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${check.toString()}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 storeConformance("SqliteStore", async () => {
   const dir = tempDir();
   const file = join(dir, "sub", "hub.db"); // the folder is created on open
@@ -111,13 +120,59 @@ describe("SqliteStore specifics", () => {
     expect(await ids(103)).toEqual([5]);
   });
 
-  it("sets WAL and the synchronous level it is given", async () => {
+  it("sets WAL and the synchronous level it is given (full: NORMAL, and the store syncs each commit)", async () => {
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(1);
+    await store.close();
+    store = SqliteStore.open({ file, sync: "normal" });
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(1);
+    await store.close();
+    store = SqliteStore.open({ file: ":memory:", sync: "full" });
     expect(store.db.pragma("synchronous", { simple: true })).toBe(2);
     await store.close();
     store = SqliteStore.open({ file, sync: "off" });
     expect(store.db.pragma("synchronous", { simple: true })).toBe(0);
     expect(store.db.pragma("user_version", { simple: true })).toBe(4);
+  });
+
+  it("HUB_SYNC=full: writes settle only once a WAL sync begun after their commit is done; one sync covers the commits made meanwhile", async () => {
+    await store.close();
+    const syncs: { fd: number; done: (err: NodeJS.ErrnoException | null) => void }[] = [];
+    store = SqliteStore.open({ file, sync: "full", syncFn: (fd, done) => syncs.push({ fd, done }) });
+    let settled = 0;
+    const first = store.enqueue(req(1)).then(() => settled++);
+    await until(() => syncs.length === 1);
+    // Committed (a read sees it) but not settled: its sync has not finished.
+    expect(await store.pending("/", "a", 1)).toBe(1);
+    const commits = store.commits;
+    const later = [store.enqueue(req(2)), store.enqueue(req(3))].map((p) => p.then(() => settled++));
+    await until(() => store.commits > commits);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(settled).toBe(0);
+    expect(syncs).toHaveLength(1); // the next sync waits for the running one
+    syncs[0]?.done(null);
+    await first;
+    expect(settled).toBe(1);
+    await until(() => syncs.length === 2);
+    expect(settled).toBe(1);
+    syncs[1]?.done(null);
+    await Promise.all(later);
+    expect(settled).toBe(3);
+    // A failed sync: the batch's writes are refused as UNAVAILABLE, and the store says it is failing.
+    const failed = store.enqueue(req(4));
+    await until(() => syncs.length === 3);
+    syncs[2]?.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+    await expect(failed).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    // Closing syncs what still waits on the closing thread: nothing is left unsettled.
+    const last = store.enqueue(req(5));
+    await until(() => syncs.length === 4);
+    const atClose = store.enqueue(req(6));
+    await store.close();
+    await expect(atClose).resolves.toMatchObject({ queues: [clientQueue("a")] });
+    syncs[3]?.done(null);
+    await expect(last).resolves.toMatchObject({ queues: [clientQueue("a")] });
+    store = SqliteStore.open({ file, sync: "full" });
+    expect(await store.pending("/", "a", 10)).toBe(6);
   });
 
   it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {

@@ -3,7 +3,8 @@
 // `maxBatch` writes are queued. Each write runs inside its own SAVEPOINT, so one refusal
 // (QUEUE_FULL) rolls back only that write; each promise settles only after COMMIT returns. If the
 // commit itself fails (disk full, read-only, I/O error), the whole batch is rolled back and every
-// write of it rejects with StoreError UNAVAILABLE; later batches try again. Reads run directly on
+// write of it rejects with StoreError UNAVAILABLE; later batches try again. With HUB_SYNC=full the
+// promises settle once the WAL sync that followed the commit is done (the `durable` hook). Reads run directly on
 // the same connection, outside any transaction, so they see exactly the committed writes.
 import type Database from "better-sqlite3";
 import { StoreError } from "../store.js";
@@ -23,6 +24,11 @@ export interface BatchHooks {
   afterCommit(): void;
   /** Once the batch is over, outside any transaction: SQLite refused a write of it (disk full, I/O error). */
   storageFailed(err: unknown): void;
+  /**
+   * When the store makes commits durable itself (HUB_SYNC=full, see wal-sync.ts): after a commit,
+   * calls `synced` once it is on disk. The batch's writes settle then, not at COMMIT.
+   */
+  durable?(synced: (err: unknown) => void): void;
 }
 
 export interface GroupCommitOptions {
@@ -193,10 +199,20 @@ export class GroupCommit {
     }
     this.failingFlag = opFailed !== undefined;
     if (opFailed !== undefined) this.hooks.storageFailed(opFailed);
-    batch.forEach((op, i) => {
-      const outcome = outcomes[i] as Outcome;
-      if (outcome.ok) op.resolve(outcome.value);
-      else op.reject(outcome.error);
+    const settle = () =>
+      batch.forEach((op, i) => {
+        const outcome = outcomes[i] as Outcome;
+        if (outcome.ok) op.resolve(outcome.value);
+        else op.reject(outcome.error);
+      });
+    if (this.hooks.durable === undefined) return settle();
+    this.hooks.durable((err) => {
+      if (!err) return settle();
+      // Committed, but not known to be on disk: the writer must not count on it (nor on its absence).
+      this.failingFlag = true;
+      this.hooks.storageFailed(err);
+      const error = unavailable(this.file, err, "sync", "this batch may or may not survive a power loss");
+      for (const op of batch) op.reject(error);
     });
   }
 

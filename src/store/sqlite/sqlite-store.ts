@@ -79,7 +79,7 @@ import {
   toStored,
 } from "./segments.js";
 import { prepareStatements, type Statements, SWEEP_SEGMENTS } from "./statements.js";
-import { WalSync } from "./wal-sync.js";
+import { type SyncFn, WalSync } from "./wal-sync.js";
 
 export interface SqliteStoreOptions {
   /** Database file; its folder is created when missing. */
@@ -99,6 +99,8 @@ export interface SqliteStoreOptions {
    * fills; the WAL is checkpointed before it grows past half of it. @default 0 (the hub passes HUB_DB_RESERVE_MB)
    */
   reserveBytes?: number;
+  /** How the WAL is synced on the thread pool. @default fs.fdatasync (tests pass a slower one) */
+  syncFn?: SyncFn;
 }
 
 /** Free space, beyond twice the reserve, that ends the disk-full state. */
@@ -150,8 +152,18 @@ export class SqliteStore implements QueueStore {
    * store, or throws an Error whose message names the file and what to do about it.
    */
   static open(opts: SqliteStoreOptions): SqliteStore {
-    const { db, file } = openDatabase(opts.file, opts.sync);
-    return new SqliteStore(db, file, opts);
+    // HUB_SYNC=full on a file: SQLite runs at NORMAL and the store syncs each commit itself (wal-sync.ts).
+    const selfSynced = opts.sync === "full" && opts.file !== ":memory:";
+    const { db, file } = openDatabase(opts.file, selfSynced ? "normal" : opts.sync);
+    let walSync: WalSync | null = null;
+    if (selfSynced) {
+      walSync = WalSync.durable(`${file}-wal`, opts.syncFn);
+      // No WAL to sync from here: SQLite syncs inside each COMMIT, as synchronous=FULL does.
+      if (walSync === null) db.pragma("synchronous = FULL");
+    } else if (file !== ":memory:" && opts.sync === "normal") {
+      walSync = WalSync.background(`${file}-wal`, opts.syncFn);
+    }
+    return new SqliteStore(db, file, opts, walSync);
   }
 
   private readonly s: Statements;
@@ -161,8 +173,6 @@ export class SqliteStore implements QueueStore {
   private readonly stepSegments: number;
   private legacyKeys: LegacyKeys | undefined;
   private readonly reserve: SpaceReserve;
-  /** With `sync: normal`, the WAL is synced in the background so that checkpoints stall little. */
-  private readonly walSync: WalSync | null;
   /** The disk is full: publishes are refused, claims and acks drain the queues (see diskFull). */
   private diskIsFull = false;
   private lastRecovery = 0;
@@ -186,6 +196,8 @@ export class SqliteStore implements QueueStore {
     private readonly database: Database.Database,
     private readonly file: string,
     opts: SqliteStoreOptions,
+    /** Syncs the WAL on the thread pool: in the background (normal), or before commits settle (full). */
+    private readonly walSync: WalSync | null,
   ) {
     this.s = prepareStatements(database);
     this.stepSegments = Math.max(1, opts.stepSegments ?? 500);
@@ -212,7 +224,7 @@ export class SqliteStore implements QueueStore {
         this.counts.flush();
       },
       afterCommit: () => {
-        this.walSync?.committed();
+        if (opts.sync === "normal") this.walSync?.committed();
         this.segments.trimCaches();
         // While the disk is full every commit gives its WAL space back at once.
         if (this.diskIsFull) this.truncateWal();
@@ -220,8 +232,10 @@ export class SqliteStore implements QueueStore {
       storageFailed: (err) => {
         if (sqliteCode(err)?.startsWith("SQLITE_FULL")) this.diskFull();
       },
+      ...(opts.sync === "full" && walSync !== null
+        ? { durable: (synced: (err: unknown) => void) => walSync.durable(synced) }
+        : {}),
     });
-    this.walSync = file !== ":memory:" && opts.sync === "normal" ? new WalSync(`${file}-wal`) : null;
     const reserveBytes = file === ":memory:" ? 0 : Math.max(0, Math.floor(opts.reserveBytes ?? 0));
     this.reserve = new SpaceReserve(`${file}-reserve`, reserveBytes);
     if (reserveBytes > 0) {

@@ -1,38 +1,84 @@
-// Background WAL syncing for HUB_SYNC=normal. Commits then write the WAL without an fsync; the
-// fsync comes at each checkpoint, which SQLite runs inside a commit: with ~16 MiB of WAL written
-// since the last one, that commit (and every delivery and ack waiting on it) stalled for tens of
-// milliseconds, the p99 of the whole hub at a moderate rate. Syncing the WAL on the thread pool
-// shortly after commits leaves each checkpoint little to flush. It only adds durability: a
-// commit's promise still settles when SQLite has written it, as before.
-import { close, fdatasync, openSync } from "node:fs";
+// WAL syncing on the thread pool. SQLite then runs at synchronous=NORMAL (commits write the WAL
+// without an fsync) and the store syncs the WAL itself, off the event loop:
+// - HUB_SYNC=normal (`background`): shortly after commits, so that the checkpoints SQLite runs
+//   inside a commit find little left to flush (one stalled the hub for tens of milliseconds, the p99
+//   of the whole hub at a moderate rate). It only adds durability: a commit settles as before.
+// - HUB_SYNC=full (`durable`): a commit's writes settle once an fdatasync of the WAL that began after
+//   it has finished. That is what synchronous=FULL does in WAL mode (one WAL sync after each
+//   commit), but SQLite does it inside COMMIT, holding the event loop for the length of an fsync;
+//   here the next commits go on meanwhile, and one sync covers every commit made while the one
+//   before it ran: group commit over fsync, as databases do.
+import { close, fdatasync, fdatasyncSync, openSync } from "node:fs";
 
 /** Least time between two background syncs (each flushes what the commits of that time wrote). */
 const SYNC_EVERY_MS = 10;
 
+/** Called once what was committed before the call is on disk, or with the error that stopped it. */
+export type Synced = (err: NodeJS.ErrnoException | null) => void;
+
+/** Syncs a file descriptor's data: fs.fdatasync, or a stand-in in tests. */
+export type SyncFn = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void;
+
 export class WalSync {
-  private fd: number | null = null;
+  private fd: number | null;
   private timer: NodeJS.Timeout | null = null;
   private syncing = false;
   private closed = false;
+  /** Waiting for a sync that has not started yet (the running one began before they committed). */
+  private waiting: Synced[] = [];
 
-  constructor(private readonly walPath: string) {}
+  private constructor(
+    fd: number | null,
+    private readonly walPath: string,
+    private readonly syncFn: SyncFn,
+  ) {
+    this.fd = fd;
+  }
 
-  /** After a commit: a sync of the WAL starts on the thread pool within SYNC_EVERY_MS. */
+  /** Background syncs for HUB_SYNC=normal; the WAL is opened at the first sync. */
+  static background(walPath: string, syncFn: SyncFn = fdatasync): WalSync {
+    return new WalSync(null, walPath, syncFn);
+  }
+
+  /**
+   * Durable commits for HUB_SYNC=full, or null when the WAL cannot be opened (the store then leaves
+   * the syncing to SQLite's synchronous=FULL).
+   */
+  static durable(walPath: string, syncFn: SyncFn = fdatasync): WalSync | null {
+    try {
+      return new WalSync(openSync(walPath, "r"), walPath, syncFn);
+    } catch {
+      return null;
+    }
+  }
+
+  /** After a commit (background mode): a sync of the WAL starts within SYNC_EVERY_MS. */
   committed() {
     if (this.closed || this.timer !== null) return;
-    this.timer = setTimeout(() => this.sync(), SYNC_EVERY_MS);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.sync();
+    }, SYNC_EVERY_MS);
     this.timer.unref();
   }
 
+  /** After a commit (durable mode): `synced` runs once a sync that began after now has finished. */
+  durable(synced: Synced) {
+    this.waiting.push(synced);
+    if (this.closed) this.syncNow();
+    else this.sync();
+  }
+
+  /** Syncs what is still waiting, at once, then lets the file go. */
   close() {
     this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+    if (this.waiting.length > 0) this.syncNow();
     if (!this.syncing) this.release();
   }
 
   private sync() {
-    this.timer = null;
     if (this.closed || this.syncing) return;
     if (this.fd === null) {
       try {
@@ -42,10 +88,29 @@ export class WalSync {
       }
     }
     this.syncing = true;
-    fdatasync(this.fd, () => {
+    const covered = this.waiting;
+    this.waiting = [];
+    this.syncFn(this.fd, (err) => {
       this.syncing = false;
-      if (this.closed) this.release();
+      for (const synced of covered) synced(err);
+      if (this.closed) {
+        if (this.waiting.length > 0) this.syncNow();
+        this.release();
+      } else if (this.waiting.length > 0) this.sync();
     });
+  }
+
+  /** Closing: what waits is synced on this thread (close must not return before it is on disk). */
+  private syncNow() {
+    const covered = this.waiting;
+    this.waiting = [];
+    let error: NodeJS.ErrnoException | null = null;
+    try {
+      if (this.fd !== null) fdatasyncSync(this.fd);
+    } catch (err) {
+      error = err as NodeJS.ErrnoException;
+    }
+    for (const synced of covered) synced(error);
   }
 
   private release() {
