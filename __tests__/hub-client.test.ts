@@ -271,6 +271,10 @@ test("on, once and off for the connection's events", async () => {
     .once("connect", () => events.push("connect once"))
     .on("disconnect", (reason) => events.push(`disconnect ${reason}`));
   await c.connect();
+  // Dropped once upgraded: a polling transport closed while a poll is pending keeps Engine.IO's
+  // 30-second close timer alive after the test (jest then reports a worker that would not exit).
+  const upgraded = () => hubSocketOf(c).conn.transport.name === "websocket";
+  await waitUntil(upgraded, 5000, () => hubSocketOf(c).conn.transport.name);
   // The hub drops the transport: socket.io-client reconnects by itself.
   hubSocketOf(c).conn.close();
   await waitUntil(
@@ -280,6 +284,7 @@ test("on, once and off for the connection's events", async () => {
   );
   expect(events).toEqual(["connect", "connect once", "disconnect transport close", "connect"]);
   c.off("connect", onConnect);
+  await waitUntil(upgraded, 5000, () => hubSocketOf(c).conn.transport.name);
   hubSocketOf(c).conn.close();
   await waitUntil(
     () => events.length === 5 && c.connected,
