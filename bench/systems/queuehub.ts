@@ -40,7 +40,8 @@ function cpuProfileArgs(name: string, scenario: string): string[] {
 function sqliteDurability(sync: string): { durability: string; disk: string } {
   if (sync === "full") {
     return {
-      durability: "SQLite WAL, synchronous=FULL: fsync per group commit before the ack",
+      durability:
+        "SQLite WAL, HUB_SYNC=full: the WAL fdatasync'd after each group commit (thread pool), before the ack",
       disk: "fsync per commit",
     };
   }
