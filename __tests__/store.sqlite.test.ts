@@ -158,21 +158,41 @@ describe("SqliteStore specifics", () => {
     syncs[1]?.done(null);
     await Promise.all(later);
     expect(settled).toBe(3);
-    // A failed sync: the batch's writes are refused as UNAVAILABLE, and the store says it is failing.
-    const failed = store.enqueue(req(4));
-    await until(() => syncs.length === 3);
-    syncs[2]?.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
-    await expect(failed).rejects.toMatchObject({ code: "UNAVAILABLE" });
     // Closing syncs what still waits on the closing thread: nothing is left unsettled.
-    const last = store.enqueue(req(5));
-    await until(() => syncs.length === 4);
-    const atClose = store.enqueue(req(6));
+    const last = store.enqueue(req(4));
+    await until(() => syncs.length === 3);
+    const atClose = store.enqueue(req(5));
     await store.close();
     await expect(atClose).resolves.toMatchObject({ queues: [clientQueue("a")] });
-    syncs[3]?.done(null);
+    syncs[2]?.done(null);
     await expect(last).resolves.toMatchObject({ queues: [clientQueue("a")] });
+    syncs.length = 0;
+    store = SqliteStore.open({ file, sync: "full", syncFn: (fd, done) => syncs.push({ fd, done }) });
+    expect(await store.pending("/", "a", 10)).toBe(5);
+    // A failed sync: that batch is refused as UNAVAILABLE, and so is every later write (nothing
+    // after it can be known to be on disk) until the store is opened again; health says so.
+    const failed = store.enqueue(req(6));
+    const queuedMeanwhile = store.enqueue(req(7));
+    await until(() => syncs.length === 1);
+    const committed = store.commits;
+    // Committed while the failing sync runs: its own sync succeeds, but frames after a lost one
+    // are lost with it (WAL frames are checksummed in a chain), so it is refused too.
+    const after = store.enqueue(req(8));
+    await until(() => store.commits > committed);
+    syncs[0]?.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
+    await until(() => syncs.length === 2);
+    syncs[1]?.done(null);
+    await expect(failed).rejects.toMatchObject({
+      code: "UNAVAILABLE",
+      message: expect.stringContaining("restart"),
+    });
+    await expect(queuedMeanwhile).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    await expect(after).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    await expect(store.enqueue(req(9))).rejects.toMatchObject({ code: "UNAVAILABLE" });
+    expect(await store.healthy()).toBe(false);
+    await store.close();
     store = SqliteStore.open({ file, sync: "full" });
-    expect(await store.pending("/", "a", 10)).toBe(6);
+    expect(await store.healthy()).toBe(true);
   });
 
   it("group commit: 500 concurrent writes share a handful of commits, in arrival order", async () => {

@@ -8,7 +8,7 @@
 // the same connection, outside any transaction, so they see exactly the committed writes.
 import type Database from "better-sqlite3";
 import { StoreError } from "../store.js";
-import { closedError, sqliteCode, unavailable } from "./errors.js";
+import { closedError, describe, sqliteCode, unavailable } from "./errors.js";
 
 /** What the store does around each write of a batch. */
 export interface BatchHooks {
@@ -65,6 +65,12 @@ export class GroupCommit {
   private commitCount = 0;
   /** Set when a batch or a write of it failed for a storage reason; cleared by a clean batch. */
   private failingFlag = false;
+  /**
+   * Set for good when a sync of the WAL failed: what that batch wrote is not known to be on disk,
+   * and neither is anything after it (WAL frames are checksummed in a chain, so recovery stops at
+   * the first one lost), so no later write can be acked as durable until the hub restarts.
+   */
+  private syncFailure: StoreError | undefined;
 
   constructor(
     private readonly db: Database.Database,
@@ -96,6 +102,7 @@ export class GroupCommit {
   /** Queues a write; it settles once its batch is committed (or refused). */
   write<T>(run: () => T): Promise<T> {
     if (this.closedFlag) return Promise.reject(closedError(this.file));
+    if (this.syncFailure) return Promise.reject(this.syncFailure);
     return new Promise<T>((resolve, reject) => {
       this.ops.push({ run, resolve: resolve as (value: unknown) => void, reject });
       // A full batch is committed on the next turn of the event loop, never inside the caller:
@@ -152,6 +159,10 @@ export class GroupCommit {
     const batch = this.ops.splice(0, this.maxBatch);
     if (this.ops.length > 0) this.schedule(true);
     if (batch.length === 0) return;
+    if (this.syncFailure) {
+      for (const op of batch) op.reject(this.syncFailure);
+      return;
+    }
     const outcomes: Outcome[] = [];
     let failure: { cause: unknown } | undefined;
     let opFailed: unknown;
@@ -207,12 +218,18 @@ export class GroupCommit {
       });
     if (this.hooks.durable === undefined) return settle();
     this.hooks.durable((err) => {
-      if (!err) return settle();
+      if (!err && this.syncFailure === undefined) return settle();
       // Committed, but not known to be on disk: the writer must not count on it (nor on its absence).
+      if (this.syncFailure === undefined) {
+        this.hooks.storageFailed(err);
+        this.syncFailure = new StoreError(
+          "UNAVAILABLE",
+          `SQLite store ${this.file}: syncing its WAL failed (${describe(err)}); what it wrote since is not known to be on disk: restart the hub (SQLite then recovers what the disk holds)`,
+          { cause: err },
+        );
+      }
       this.failingFlag = true;
-      this.hooks.storageFailed(err);
-      const error = unavailable(this.file, err, "sync", "this batch may or may not survive a power loss");
-      for (const op of batch) op.reject(error);
+      for (const op of batch) op.reject(this.syncFailure);
     });
   }
 
