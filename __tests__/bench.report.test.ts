@@ -3,7 +3,7 @@
 // that the figures in a summary and on a chart are the right ones.
 import { pathToFileURL } from "node:url";
 import { renderChart } from "../bench/chart.js";
-import { REPO_DIR } from "../bench/proc.js";
+import { REPO_DIR, readCpuMs } from "../bench/proc.js";
 import { summarizeProfile } from "../bench/profile.js";
 import type { BenchOptions, BenchResults, ResultRow } from "../bench/scenarios.js";
 
@@ -43,6 +43,22 @@ test("a profile summary: self time by function and by place, busy time without i
     ws: 1,
     "(garbage collector)": 1,
   });
+});
+
+test("a process's CPU time, as the server CPU per message column reads it from /proc", () => {
+  const before = readCpuMs(process.pid) as number;
+  const usage = process.cpuUsage();
+  let spent = 0;
+  while (spent < 150_000) {
+    for (let i = 0; i < 10_000; i++) Math.sqrt(i);
+    const now = process.cpuUsage(usage);
+    spent = now.user + now.system;
+  }
+  const after = readCpuMs(process.pid) as number;
+  // /proc counts in 10 ms ticks; other threads of this process (GC) may add a little.
+  expect(after - before).toBeGreaterThanOrEqual(spent / 1000 - 20);
+  expect(after - before).toBeLessThan(spent / 1000 + 100);
+  expect(readCpuMs(2 ** 22 + 1)).toBeUndefined();
 });
 
 function row(system: string, fields: Partial<ResultRow>): ResultRow {

@@ -179,6 +179,21 @@ export function readMemory(pid: number): ProcMemory | undefined {
   }
 }
 
+/** CPU time (user + system) a process has used so far, in ms; undefined once it is gone. */
+export function readCpuMs(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times (100 on every mainstream architecture). */
+const CLOCK_TICKS_PER_S = 100;
+
 /** The pid of a running process whose command name (/proc/<pid>/comm) is `comm`, if exactly findable. */
 export function findPidByName(comm: string): number | undefined {
   for (const entry of readdirSync("/proc")) {

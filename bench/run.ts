@@ -414,6 +414,7 @@ function tableFor(scenario: ScenarioName, rows: ResultRow[]): { columns: Column[
       { title: scenario === "fanout" ? "deliveries/s" : "msg/s", ...r },
       { title: "p50 ms", ...r },
       { title: "p99 ms", ...r },
+      { title: "server CPU µs/msg", ...r },
       { title: "peak RSS MB", ...r },
       { title: "disk" },
       { title: "notes" },
@@ -423,6 +424,7 @@ function tableFor(scenario: ScenarioName, rows: ResultRow[]): { columns: Column[
       headline(row),
       dash(row, fmtNumber(row.p50Ms)),
       dash(row, fmtNumber(row.p99Ms)),
+      dash(row, fmtNumber(row.serverCpuUsPerMsg)),
       dash(row, rssText(row, row.peakRssMb)),
       row.disk,
       cut(

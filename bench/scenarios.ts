@@ -3,7 +3,7 @@
 // run's peak RSS (VmHWM) is its own.
 
 import type { IdleStats, PublishRequest, PublishStats, SubscriberStats } from "./load.js";
-import { LoadProcess, RssSampler, readMemory, sleep, TimeoutError } from "./proc.js";
+import { LoadProcess, RssSampler, readCpuMs, readMemory, sleep, TimeoutError } from "./proc.js";
 import { Histogram } from "./stats.js";
 import { loadSystem } from "./systems/index.js";
 import { type RunPlan, type ScenarioName, type ServerHandle, type SystemDef, Unavailable } from "./types.js";
@@ -69,6 +69,12 @@ export interface ResultRow {
   p99Ms?: number;
   maxMs?: number;
   peakRssMb?: number;
+  /**
+   * The server's CPU time (user + system, every process of it) while the messages flowed, per
+   * delivered message, in µs: the server's own share of the CPU that msg/s depends on. For a
+   * shared service (RabbitMQ, NATS) its own background work counts too.
+   */
+  serverCpuUsPerMsg?: number;
   /** "VmHWM": exact peak of a process this run started; "sampled": every 100 ms, shared service. */
   rssSource?: "VmHWM" | "sampled";
   published?: number;
@@ -311,6 +317,18 @@ interface Measured {
   subStats: SubscriberStats[];
 }
 
+/** The summed CPU time of some processes, in ms; undefined when there are none or one is gone. */
+function cpuMsOf(pids: number[]): number | undefined {
+  if (pids.length === 0) return undefined;
+  let total = 0;
+  for (const pid of pids) {
+    const ms = readCpuMs(pid);
+    if (ms === undefined) return undefined;
+    total += ms;
+  }
+  return total;
+}
+
 function summarize(row: ResultRow, m: Measured, from: "publish" | "subscribe"): void {
   const latency = new Histogram();
   for (const s of m.subStats) latency.merge(Histogram.fromJSON(s.latency));
@@ -492,8 +510,14 @@ export async function runOne(
     };
 
     if (scenario === "throughput" || scenario === "singles" || scenario === "fanout") {
+      const cpuPids = server.cpuPids ?? (server.pid === undefined ? [] : [server.pid]);
+      const cpuBefore = cpuMsOf(cpuPids);
       const measured = await watchdog(liveFlow(flow, plan, ui, label), procs, opts, describe, goal);
       summarize(row, measured, "publish");
+      const cpuAfter = cpuMsOf(cpuPids);
+      if (cpuBefore !== undefined && cpuAfter !== undefined && row.delivered) {
+        row.serverCpuUsPerMsg = ((cpuAfter - cpuBefore) * 1000) / row.delivered;
+      }
     } else if (scenario === "sweep") {
       row.peakMsgPerSec = peak;
       row.sweep = await watchdog(

@@ -50,6 +50,8 @@ export interface ServerHandle {
   endpoint: Endpoint;
   /** The process whose memory is reported, when known. */
   pid?: number;
+  /** Every process of the server whose CPU time counts (default: `pid`); e.g. both hubs of a cluster. */
+  cpuPids?: number[];
   /** True when this benchmark started the process: its VmHWM is then this run's peak. */
   owned: boolean;
   /** One line saying what runs where, e.g. "private mosquitto on 127.0.0.1:40123". */

@@ -187,6 +187,7 @@ export const queuehubRedis2Hubs: SystemDef = {
     return {
       endpoint: { url: urls[0] as string, urls },
       pid: a.server.pid,
+      cpuPids: [a.server.pid, b.server.pid],
       owned: true,
       describe: `two queuehub processes (HUB_STORE=redis, prefix ${prefix}) at ${urls.join(" and ")}`,
       logTail: () => [...a.server.logTail(), ...b.server.logTail()],
