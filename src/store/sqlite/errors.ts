@@ -20,12 +20,7 @@ export function describe(err: unknown): string {
 }
 
 /** A read or write the file refused: the hub answers UNAVAILABLE (retry later). */
-export function unavailable(
-  file: string,
-  err: unknown,
-  verb: "read" | "write" | "sync",
-  what: string,
-): StoreError {
+export function unavailable(file: string, err: unknown, verb: "read" | "write", what: string): StoreError {
   return new StoreError(
     "UNAVAILABLE",
     `SQLite store ${file} cannot ${verb} (${describe(err)}); ${what}, retry later`,

@@ -4,8 +4,9 @@
 // (QUEUE_FULL) rolls back only that write; each promise settles only after COMMIT returns. If the
 // commit itself fails (disk full, read-only, I/O error), the whole batch is rolled back and every
 // write of it rejects with StoreError UNAVAILABLE; later batches try again. With HUB_SYNC=full the
-// promises settle once the WAL sync that followed the commit is done (the `durable` hook). Reads run directly on
-// the same connection, outside any transaction, so they see exactly the committed writes.
+// promises settle once the WAL sync that followed the commit is done (the `durable` hook); after a
+// failed sync every write is refused until a restart. Reads run directly on the same connection,
+// outside any transaction, so they see exactly the committed writes.
 import type Database from "better-sqlite3";
 import { StoreError } from "../store.js";
 import { closedError, describe, sqliteCode, unavailable } from "./errors.js";
