@@ -177,13 +177,12 @@ export class MemoryStore implements QueueStore {
       for (const queue of added.keys())
         dropped += await this.dropOldest(req.ns, queue, req.maxQueueLength, req.now);
     }
-    const handedOver = [...offers.values()].map((o) => o.handed).filter((h) => h.messages.length > 0);
     return {
       duplicate: false,
       messageIds,
       queues: [...added.keys()],
       dropped,
-      ...withHandedOver(handedOver),
+      ...withHandedOver([...offers.values()].map((o) => o.handed)),
     };
   }
 

@@ -76,8 +76,9 @@ export interface HandedOver {
   messages: Message[];
 }
 
-/** `handedOver` for an EnqueueResult: absent when nothing was handed over. */
-export function withHandedOver(handedOver: HandedOver[]): { handedOver?: HandedOver[] } {
+/** `handedOver` for an EnqueueResult: the handovers that leased something; absent when none did. */
+export function withHandedOver(offered: Iterable<HandedOver>): { handedOver?: HandedOver[] } {
+  const handedOver = [...offered].filter((h) => h.messages.length > 0);
   return handedOver.length > 0 ? { handedOver } : {};
 }
 

@@ -923,13 +923,12 @@ export class SqliteStore implements QueueStore {
         now + req.dedupWindowMs,
       );
     }
-    const handedOver = [...takers.values()].map((t) => t.handed).filter((h) => h.messages.length > 0);
     return {
       duplicate: false,
       messageIds,
       queues: [...picks.keys()],
       dropped,
-      ...withHandedOver(handedOver),
+      ...withHandedOver([...takers.values()].map((t) => t.handed)),
     };
   }
 
