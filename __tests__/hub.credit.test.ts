@@ -30,24 +30,35 @@ class GatedStore extends MemoryStore {
   }
 }
 
+type Hub = Awaited<ReturnType<typeof startHub>>;
+
+/**
+ * A subscriber `sub` that was away while `pub` published "queued while away" comes back with its
+ * first claim (for that message) held at the store's gate: the hub's delivery to it lags.
+ */
+async function consumerReturnsLagging(ctx: Hub, store: GatedStore) {
+  const first = await ctx.client("/", { clientId: "sub" });
+  expect(await first.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
+  first.close();
+  const pub = await ctx.client("/", { clientId: "pub" });
+  expect(await pub.request("tick", "queued while away")).toMatchObject({ ok: true });
+  store.gated = true;
+  const sub = await ctx.client("/", { clientId: "sub" });
+  await waitUntil(
+    () => store.claimsWaiting > 0,
+    3000,
+    () => "the returning consumer's claim",
+  );
+  return { pub, sub };
+}
+
 test("a publish ack waits while the hub's delivery to an online consumer lags, and comes after it", async () => {
   const store = new GatedStore();
   // A bound far beyond the test: only the delivery catching up may let the ack go.
   const ctx = await startHub({ creditWaitMs: 60_000 }, store);
   try {
-    const first = await ctx.client("/", { clientId: "sub" });
-    expect(await first.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
-    first.close();
-    const pub = await ctx.client("/", { clientId: "pub" });
-    expect(await pub.request("tick", "queued while away")).toMatchObject({ ok: true });
     // The consumer comes back; its first claim (for the queued message) is held at the gate.
-    store.gated = true;
-    const sub = await ctx.client("/", { clientId: "sub" });
-    await waitUntil(
-      () => store.claimsWaiting > 0,
-      3000,
-      () => "the returning consumer's claim",
-    );
+    const { pub, sub } = await consumerReturnsLagging(ctx, store);
     const order: string[] = [];
     sub.socket.on("tick", (m: { payload: unknown }) => order.push(`delivery ${String(m.payload)}`));
     const enqueued = store.enqueued;
@@ -100,18 +111,7 @@ test("a consumer whose delivery never catches up holds a publish ack for HUB_CRE
   const store = new GatedStore();
   const ctx = await startHub({ creditWaitMs: 100 }, store);
   try {
-    const first = await ctx.client("/", { clientId: "sub" });
-    expect(await first.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
-    first.close();
-    const pub = await ctx.client("/", { clientId: "pub" });
-    expect(await pub.request("tick", "queued while away")).toMatchObject({ ok: true });
-    store.gated = true;
-    await ctx.client("/", { clientId: "sub" });
-    await waitUntil(
-      () => store.claimsWaiting > 0,
-      3000,
-      () => "the returning consumer's claim",
-    );
+    const { pub } = await consumerReturnsLagging(ctx, store);
     expect(await pub.request("tick", "fresh")).toMatchObject({ ok: true });
     expect(store.claimsWaiting).toBeGreaterThan(0);
   } finally {
