@@ -24,6 +24,9 @@ import {
 } from "./store/store.js";
 import type { ParsedPublish } from "./validate.js";
 
+/** Length of a client queue name's prefix: what follows is the clientId. */
+const CLIENT_QUEUE_PREFIX = clientQueue("").length;
+
 export type DeliveryLimits = Pick<
   HubConfig,
   | "prefetch"
@@ -393,7 +396,7 @@ export class QueueCore {
     const waits: Promise<void>[] = [];
     for (const queue of queues) {
       if (isGroupQueue(queue)) continue;
-      const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
+      const conn = this.newestOf(ns, queue);
       if (conn === undefined || !conn.active || !conn.ready || this.windowFull(conn)) continue;
       const after = conn.claims;
       waits.push(new Promise<void>((release) => conn.held.push({ after, release })));
@@ -417,7 +420,7 @@ export class QueueCore {
       offer: (queue: QueueName, count: number): HandoverOffer | undefined => {
         // A group's queue is handed out among its members in turn (pumpGroup).
         if (isGroupQueue(queue) || offered.has(queue)) return undefined;
-        const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
+        const conn = this.newestOf(ns, queue);
         if (conn === undefined || !conn.active || !conn.ready) return undefined;
         const limit = Math.min(count, this.free(conn));
         if (limit <= 0) return undefined;
@@ -538,7 +541,7 @@ export class QueueCore {
       if (isGroupQueue(queue)) {
         if (this.groupConsumers.has(nsKey(ns, queue))) void this.pumpGroup(ns, queue);
       } else {
-        const conn = this.clients.get(nsKey(ns, queue.slice(2)))?.at(-1);
+        const conn = this.newestOf(ns, queue);
         if (conn?.active) void this.pump(conn);
       }
     }
@@ -637,6 +640,11 @@ export class QueueCore {
       state.pumping = false;
       if (!this.groupConsumers.has(k)) this.groups.delete(k);
     }
+  }
+
+  /** The newest connection here of a client queue's owner (the one that takes its deliveries). */
+  private newestOf(ns: string, queue: QueueName): Connection | undefined {
+    return this.clients.get(nsKey(ns, queue.slice(CLIENT_QUEUE_PREFIX)))?.at(-1);
   }
 
   /** The consumer holds as many unacked deliveries as it may: it is slow, not the hub. */
