@@ -8,6 +8,7 @@ import {
   clientQueue,
   type DeadLetter,
   decodeCursor,
+  deliveryOf,
   type EnqueueRequest,
   type EnqueueResult,
   encodeCursor,
@@ -550,10 +551,7 @@ export class MemoryStore implements QueueStore {
 }
 
 function toMessage(entry: Entry): Message {
-  const { messageId, event, payload, publishedAt, from, room } = entry.message;
-  const message: Message = { messageId, event, payload, publishedAt, from, deliveries: entry.deliveries };
-  if (room !== undefined) message.room = room;
-  return message;
+  return deliveryOf(entry.message, entry.deliveries);
 }
 
 function splitKey(k: string): [string, string] {

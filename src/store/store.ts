@@ -76,6 +76,20 @@ export interface HandedOver {
   messages: Message[];
 }
 
+/** A stored message as a delivery says it (a room only for a room publish, never beside `to`). */
+export function deliveryOf(m: NewMessage, deliveries: number): Message {
+  const message: Message = {
+    messageId: m.messageId,
+    event: m.event,
+    payload: m.payload ?? null,
+    publishedAt: m.publishedAt,
+    from: m.from,
+    deliveries,
+  };
+  if (m.to === undefined && m.room !== undefined) message.room = m.room;
+  return message;
+}
+
 /** `handedOver` for an EnqueueResult: the handovers that leased something; absent when none did. */
 export function withHandedOver(offered: Iterable<HandedOver>): { handedOver?: HandedOver[] } {
   const handedOver = [...offered].filter((h) => h.messages.length > 0);

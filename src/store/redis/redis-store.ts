@@ -12,6 +12,7 @@ import {
   clientQueue,
   type DeadLetter,
   decodeCursor,
+  deliveryOf,
   type EnqueueRequest,
   type EnqueueResult,
   encodeCursor,
@@ -244,18 +245,7 @@ export class RedisStore implements QueueStore {
       ...req.messages.map((m) => m.messageId),
     )) as string[];
     if (ids.length === 0) return undefined;
-    const messages = req.messages.slice(0, ids.length).map((m): Message => {
-      const message: Message = {
-        messageId: m.messageId,
-        event: m.event,
-        payload: m.payload ?? null,
-        publishedAt: m.publishedAt,
-        from: m.from,
-        deliveries: 1,
-      };
-      if (m.to === undefined && m.room !== undefined) message.room = m.room;
-      return message;
-    });
+    const messages = req.messages.slice(0, ids.length).map((m) => deliveryOf(m, 1));
     return { queue, consumer: offer.consumer, messages };
   }
 
