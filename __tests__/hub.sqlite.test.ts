@@ -73,3 +73,58 @@ test("a long run of expired messages is cleared in short steps, and what follows
     await ctx.close();
   }
 });
+
+test("HUB_SYNC=full on the wire: a publish is acked once the WAL sync after its commit is done; a failed sync answers UNAVAILABLE and /healthz degrades", async () => {
+  // Syncs finish at once, except while `hold` is set: then they wait in `held`.
+  let hold = false;
+  const held: ((err: NodeJS.ErrnoException | null) => void)[] = [];
+  const store = SqliteStore.open({
+    file: join(dir, "full.db"),
+    sync: "full",
+    syncFn: (_fd, done) => (hold ? held.push(done) : setImmediate(() => done(null))),
+  });
+  const ctx = await startHub({}, store);
+  try {
+    const sub = await ctx.client("/", { clientId: "sub" });
+    expect(await sub.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
+    const pub = await ctx.client("/", { clientId: "pub" });
+    hold = true;
+    let acked = false;
+    const reply = pub.request("tick", "durable").then((r) => {
+      acked = true;
+      return r;
+    });
+    await waitFor(() => held.length > 0);
+    await settle(100);
+    // Committed, not yet on disk: neither the publisher's ack nor the delivery has gone out.
+    expect(acked).toBe(false);
+    expect(sub.messages).toHaveLength(0);
+    hold = false;
+    for (const done of held.splice(0)) done(null);
+    expect(await reply).toMatchObject({ ok: true });
+    await sub.received(1);
+    // The disk fails a sync: that publish is refused, and so is the next one, until a restart.
+    hold = true;
+    const failed = pub.request("tick", "lost?");
+    await waitFor(() => held.length > 0);
+    hold = false;
+    const eio = Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
+    for (const done of held.splice(0)) done(eio);
+    expect(await failed).toMatchObject({ ok: false, error: { code: "UNAVAILABLE" } });
+    expect(await pub.request("tick", "after")).toMatchObject({ ok: false, error: { code: "UNAVAILABLE" } });
+    const health = await fetch(`${ctx.url}/healthz`);
+    expect(health.status).toBe(503);
+  } finally {
+    hold = false;
+    for (const done of held.splice(0)) done(null);
+    await ctx.close();
+  }
+});
+
+async function waitFor(check: () => boolean) {
+  const deadline = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${check.toString()}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
