@@ -96,6 +96,10 @@ test.each(CASES)("%s %s is refused with %s", async (event, _shown, code, args) =
   const client = await ctx.client("/caps", { clientId: "c" });
   const reply = await client.request(event, ...args);
   expect(reply).toEqual({ ok: false, error: { code, message: expect.any(String) } });
+  // The message names the request (and the item of a batch) once, then what is wrong.
+  const { message } = (reply as { error: { message: string } }).error;
+  expect(message).toMatch(new RegExp(`^${event}(\\[\\d+\\])?: \\S`));
+  expect(message).not.toMatch(new RegExp(`^${event}(\\[\\d+\\])?: ${event}`));
   // Nothing changed: no subscription, nothing queued, no room joined, and nobody got anything.
   expect(await storeState(ctx.hub)).toEqual(before);
   await settle();

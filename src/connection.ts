@@ -177,7 +177,7 @@ export function handleConnection(
     if (toRooms.length > 0) {
       // Members may publish to their rooms.
       if (from === null || identified === null) return roomsForbidden("publish");
-      const allowed = rooms.mayUse(socket, from, toRooms);
+      const allowed = rooms.mayUse(socket, from, toRooms, "publish");
       // Awaited only when the store must say: a publish that waits could be overtaken by a later one.
       const answer = allowed instanceof Promise ? await allowed : allowed;
       if (!answer.ok) return answer;

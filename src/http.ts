@@ -180,9 +180,10 @@ async function publish(
   if (!parsed.ok) throw new HttpError(STATUS[parsed.error.code], parsed);
   // With a secret, a room takes publishes from its members' tokens, or from tokens whose rooms claim names it.
   if (room !== null && claims !== null) {
-    const access = roomAccess(claims, [room]);
+    const access = roomAccess(claims, [room], "POST /publish");
     if (access !== "claimed") {
-      const allowed = access === "membership" ? await deps.core.memberOf(ns, claims.sub, [room]) : access;
+      const allowed =
+        access === "membership" ? await deps.core.memberOf(ns, claims.sub, [room], "POST /publish") : access;
       if (!allowed.ok) throw new HttpError(STATUS[allowed.error.code], allowed);
     }
   }

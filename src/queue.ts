@@ -500,13 +500,16 @@ export class QueueCore {
     return this.store.clientRooms(ns, clientId);
   }
 
-  /** Refused unless the client is a member of every room named (members may publish to and list their rooms). */
-  async memberOf(ns: string, clientId: string, rooms: Iterable<string>): Promise<Reply> {
+  /**
+   * Refused unless the client is a member of every room named (members may publish to and list
+   * their rooms); `what` names the request in the refusal.
+   */
+  async memberOf(ns: string, clientId: string, rooms: Iterable<string>, what: string): Promise<Reply> {
     return this.guard(async () => {
       for (const room of new Set(rooms)) {
         if (!(await this.store.isMember(ns, room, clientId))) {
           return this.refuse(
-            failure("FORBIDDEN", `${clientId} is not a member of room ${room}: join it first`),
+            failure("FORBIDDEN", `${what}: ${clientId} is not a member of room ${room}: join it first`),
           );
         }
       }

@@ -107,12 +107,17 @@ export class Rooms {
    * once, without waiting, when the connection is in the rooms already, so that publishes keep
    * their order; else the store says.
    */
-  mayUse(socket: HubSocket, clientId: string, rooms: string[]): OkReply | Promise<OkReply> {
+  mayUse(
+    socket: HubSocket,
+    clientId: string,
+    rooms: string[],
+    what: "publish" | "members",
+  ): OkReply | Promise<OkReply> {
     // A token's rooms claim decides first: a room outside it is forbidden, one it names allowed.
-    const access = roomAccess(socket.data.claims, rooms);
+    const access = roomAccess(socket.data.claims, rooms, what);
     if (access !== "membership") return access === "claimed" ? { ok: true } : access;
     if (rooms.every((room) => socket.rooms.has(memberRoom(room)))) return { ok: true };
-    return this.core.memberOf(socket.nsp.name, clientId, rooms);
+    return this.core.memberOf(socket.nsp.name, clientId, rooms, what);
   }
 
   /** `join` on an identified connection: a durable membership; every connection of the client joins the room's presence. */
@@ -161,7 +166,7 @@ export class Rooms {
   ): Promise<Reply<{ members: RoomMember[]; next: string | null }> | Failure> {
     const nsp = socket.nsp;
     await this.memberships.get(socket)?.ready;
-    const allowed = await this.mayUse(socket, clientId, [room]);
+    const allowed = await this.mayUse(socket, clientId, [room], "members");
     if (!allowed.ok) return allowed;
     const listed = await this.core.roomMembers(nsp.name, room, page);
     if (!listed.ok) return listed;

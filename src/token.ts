@@ -40,11 +40,12 @@ export function allows(claims: Claims | null | undefined, what: Limited, name: s
 export function roomAccess(
   claims: Claims | null | undefined,
   rooms: Iterable<string>,
+  what: string,
 ): "claimed" | "membership" | Failure {
   const listed = claims?.rooms;
   if (listed === null || listed === undefined) return "membership";
   for (const room of rooms) {
-    if (!listed.includes(room)) return failure("FORBIDDEN", `this token may not use room "${room}"`);
+    if (!listed.includes(room)) return failure("FORBIDDEN", `${what}: this token may not use room "${room}"`);
   }
   return "claimed";
 }

@@ -86,12 +86,17 @@ const getAll = z.object({ event: eventName.optional(), clientId: clientId.option
 
 type Parsed<T> = { ok: true; value: T } | Failure;
 
+/** INVALID_ARGUMENT naming the request and the field (`publish: payload is ...`), or the request alone. */
+function invalid(what: string, path: PropertyKey[], message = "is invalid"): Failure {
+  const field = path.length ? `${path.map(String).join(".")} ` : "";
+  return failure("INVALID_ARGUMENT", `${what}: ${field}${message}`);
+}
+
 function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): Parsed<T> {
   const result = schema.safeParse(input);
   if (result.success) return { ok: true, value: result.data };
   const issue = result.error.issues[0];
-  const field = issue?.path.length ? issue.path.join(".") : what;
-  return failure("INVALID_ARGUMENT", `${what}: ${field} ${issue?.message ?? "is invalid"}`);
+  return invalid(what, issue?.path ?? [], issue?.message);
 }
 
 const toList = (value: string | string[]) => (Array.isArray(value) ? value : [value]);
@@ -119,9 +124,7 @@ export function parsePublish(
     const issue = parsed.error.issues[0];
     const path = issue?.path ?? [];
     const what = batch ? `publish[${String(path[0])}]` : "publish";
-    const fieldPath = batch ? path.slice(1) : path;
-    const field = fieldPath.length ? fieldPath.join(".") : what;
-    return failure("INVALID_ARGUMENT", `${what}: ${field} ${issue?.message ?? "is invalid"}`);
+    return invalid(what, batch ? path.slice(1) : path, issue?.message);
   }
   const items: ParsedPublish[] = [];
   for (const [i, value] of (Array.isArray(parsed.data) ? parsed.data : [parsed.data]).entries()) {
