@@ -135,7 +135,7 @@ describe("SqliteStore specifics", () => {
     expect(store.db.pragma("user_version", { simple: true })).toBe(4);
   });
 
-  it("HUB_SYNC=full: writes settle only once a WAL sync begun after their commit is done; one sync covers the commits made meanwhile", async () => {
+  it("HUB_SYNC=full: writes settle only once a WAL sync begun after their commit is done; writes made during a sync are committed together when it ends", async () => {
     await store.close();
     const syncs: { fd: number; done: (err: NodeJS.ErrnoException | null) => void }[] = [];
     store = SqliteStore.open({ file, sync: "full", syncFn: (fd, done) => syncs.push({ fd, done }) });
@@ -146,14 +146,18 @@ describe("SqliteStore specifics", () => {
     expect(await store.pending("/", "a", 1)).toBe(1);
     const commits = store.commits;
     const later = [store.enqueue(req(2)), store.enqueue(req(3))].map((p) => p.then(() => settled++));
-    await until(() => store.commits > commits);
     await new Promise((r) => setTimeout(r, 20));
+    // Held while the sync runs: they would wait for the next sync anyway.
+    expect(store.commits).toBe(commits);
+    expect(await store.pending("/", "a", 1)).toBe(1);
     expect(settled).toBe(0);
     expect(syncs).toHaveLength(1); // the next sync waits for the running one
     syncs[0]?.done(null);
     await first;
     expect(settled).toBe(1);
     await until(() => syncs.length === 2);
+    expect(store.commits).toBe(commits + 1); // both in one commit, covered by one sync
+    expect(await store.pending("/", "a", 1)).toBe(3);
     expect(settled).toBe(1);
     syncs[1]?.done(null);
     await Promise.all(later);
@@ -167,7 +171,13 @@ describe("SqliteStore specifics", () => {
     syncs[2]?.done(null);
     await expect(last).resolves.toMatchObject({ queues: [clientQueue("a")] });
     syncs.length = 0;
-    store = SqliteStore.open({ file, sync: "full", syncFn: (fd, done) => syncs.push({ fd, done }) });
+    // maxBatch 1: a full batch is committed at once, even while a sync runs.
+    store = SqliteStore.open({
+      file,
+      sync: "full",
+      maxBatch: 1,
+      syncFn: (fd, done) => syncs.push({ fd, done }),
+    });
     expect(await store.pending("/", "a", 10)).toBe(5);
     // A failed sync: that batch is refused as UNAVAILABLE, and so is every later write (nothing
     // after it can be known to be on disk) until the store is opened again; health says so.

@@ -4,8 +4,9 @@
 // (QUEUE_FULL) rolls back only that write; each promise settles only after COMMIT returns. If the
 // commit itself fails (disk full, read-only, I/O error), the whole batch is rolled back and every
 // write of it rejects with StoreError UNAVAILABLE; later batches try again. With HUB_SYNC=full the
-// promises settle once the WAL sync that followed the commit is done (the `durable` hook); after a
-// failed sync every write is refused until a restart. Reads run directly on the same connection,
+// promises settle once the WAL sync that followed the commit is done (the `durable` hook), and
+// writes queued while a sync runs are committed when it ends (`holdCommit`); after a failed sync
+// every write is refused until a restart. Reads run directly on the same connection,
 // outside any transaction, so they see exactly the committed writes.
 import type Database from "better-sqlite3";
 import { StoreError } from "../store.js";
@@ -30,6 +31,12 @@ export interface BatchHooks {
    * calls `synced` once it is on disk. The batch's writes settle then, not at COMMIT.
    */
   durable?(synced: (err: unknown) => void): void;
+  /**
+   * With `durable`: true while a sync runs, and `resume` is called once it has ended. The batch
+   * then waits to be committed: its writes would wait for the next sync anyway, so one commit per
+   * sync instead of several (fewer commits, fewer syncs, the same latency).
+   */
+  holdCommit?(resume: () => void): boolean;
 }
 
 export interface GroupCommitOptions {
@@ -62,6 +69,8 @@ export class GroupCommit {
   private readonly maxBatch: number;
   private ops: Op[] = [];
   private timer: { immediate: boolean; cancel(): void } | undefined;
+  /** Queued writes wait for the running WAL sync to end (holdCommit). */
+  private held = false;
   private closedFlag = false;
   private commitCount = 0;
   /** Set when a batch or a write of it failed for a storage reason; cleared by a clean batch. */
@@ -110,7 +119,7 @@ export class GroupCommit {
       // a synchronous commit would settle promises in microtasks, and busy callers could then
       // starve timers and socket I/O.
       if (this.ops.length >= this.maxBatch) this.schedule(true);
-      else if (!this.timer) this.schedule(this.flushIntervalMs === 0);
+      else if (!this.timer && !this.held) this.schedule(this.flushIntervalMs === 0);
     });
   }
 
@@ -139,11 +148,23 @@ export class GroupCommit {
     this.cancelTimer();
     const flush = () => {
       this.timer = undefined;
+      if (this.ops.length < this.maxBatch && this.holdForSync()) return;
       this.flush();
     };
     this.timer = immediate
       ? { immediate, cancel: clearImmediate.bind(null, setImmediate(flush)) }
       : { immediate, cancel: clearTimeout.bind(null, setTimeout(flush, this.flushIntervalMs)) };
+  }
+
+  /** True when the queued writes wait for the running sync (they are flushed when it ends). */
+  private holdForSync(): boolean {
+    if (this.held) return true;
+    if (this.closedFlag || this.hooks.holdCommit === undefined) return false;
+    this.held = this.hooks.holdCommit(() => {
+      this.held = false;
+      this.flush();
+    });
+    return this.held;
   }
 
   private cancelTimer() {
@@ -157,6 +178,7 @@ export class GroupCommit {
    */
   private flush() {
     this.cancelTimer();
+    this.held = false;
     const batch = this.ops.splice(0, this.maxBatch);
     if (this.ops.length > 0) this.schedule(true);
     if (batch.length === 0) return;

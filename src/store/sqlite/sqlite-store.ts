@@ -233,7 +233,10 @@ export class SqliteStore implements QueueStore {
         if (sqliteCode(err)?.startsWith("SQLITE_FULL")) this.diskFull();
       },
       ...(opts.sync === "full" && walSync !== null
-        ? { durable: (synced: (err: unknown) => void) => walSync.durable(synced) }
+        ? {
+            durable: (synced: (err: unknown) => void) => walSync.durable(synced),
+            holdCommit: (resume: () => void) => walSync.idleThen(resume),
+          }
         : {}),
     });
     const reserveBytes = file === ":memory:" ? 0 : Math.max(0, Math.floor(opts.reserveBytes ?? 0));

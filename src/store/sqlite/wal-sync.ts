@@ -26,6 +26,8 @@ export class WalSync {
   private closed = false;
   /** Waiting for a sync that has not started yet (the running one began before they committed). */
   private waiting: Synced[] = [];
+  /** Called once the running sync has ended (see idleThen). */
+  private resume: (() => void) | null = null;
 
   private constructor(
     fd: number | null,
@@ -69,6 +71,16 @@ export class WalSync {
     else this.sync();
   }
 
+  /**
+   * While a sync runs: remembers `resume` (the latest one given), to be called once it has ended,
+   * and returns true. Returns false when no sync runs.
+   */
+  idleThen(resume: () => void): boolean {
+    if (!this.syncing || this.closed) return false;
+    this.resume = resume;
+    return true;
+  }
+
   /** Syncs what is still waiting, at once, then lets the file go. */
   close() {
     this.closed = true;
@@ -93,6 +105,10 @@ export class WalSync {
     this.syncFn(this.fd, (err) => {
       this.syncing = false;
       for (const synced of covered) synced(err);
+      const resume = this.resume;
+      this.resume = null;
+      // The writes held meanwhile are committed now, and the next sync covers them.
+      resume?.();
       if (this.closed) {
         if (this.waiting.length > 0) this.syncNow();
         this.release();
