@@ -45,8 +45,6 @@ export const CACHE_MESSAGES = 50_000;
 /** Weight of a cached segment or chunk beyond its messages (the objects around them). */
 const CACHE_OVERHEAD = 8;
 
-const hintKey = (queueId: number, messageId: string) => `${queueId}\u0000${messageId}`;
-
 /**
  * The segments and chunks of the file as the running operation sees them. An operation reads
  * segments through `segment()`, changes their members in place and marks them with `touch()`
@@ -74,8 +72,12 @@ export class Segments {
    * UPDATE per queue just before COMMIT (writeSizes) instead of one per write.
    */
   private readonly batchSizes = new Map<number, number>();
-  /** queues.id\0messageId → the segment a claim leased it from. A hint only: acks check the member's id. */
-  private readonly hints = new Map<string, number>();
+  /**
+   * queues.id → messageId → the segment a claim leased it from. A hint only: acks check the
+   * member's id. Keyed by the id itself, not a joined string: a message id's hash is computed once.
+   */
+  private readonly hints = new Map<number, Map<string, number>>();
+  private hintCount = 0;
 
   constructor(
     private readonly s: Statements,
@@ -186,7 +188,7 @@ export class Segments {
 
   /** The member holding a message id in a queue: by the claim's hint, else by the id bounds. */
   find(queueId: number, messageId: string): { segment: Segment; member: Member } | undefined {
-    const hinted = this.hints.get(hintKey(queueId, messageId));
+    const hinted = this.hints.get(queueId)?.get(messageId);
     if (hinted !== undefined) {
       const found = this.findIn(hinted, queueId, messageId);
       if (found) return found;
@@ -205,12 +207,25 @@ export class Segments {
 
   /** Remembers where a claim leased a message, for its ack. */
   hint(queueId: number, messageId: string, segmentId: number) {
-    if (this.hints.size >= HINTS_MAX) this.hints.clear();
-    this.hints.set(hintKey(queueId, messageId), segmentId);
+    if (this.hintCount >= HINTS_MAX) {
+      this.hints.clear();
+      this.hintCount = 0;
+    }
+    let ofQueue = this.hints.get(queueId);
+    if (ofQueue === undefined) {
+      ofQueue = new Map();
+      this.hints.set(queueId, ofQueue);
+    }
+    const size = ofQueue.size;
+    ofQueue.set(messageId, segmentId);
+    this.hintCount += ofQueue.size - size;
   }
 
   unhint(queueId: number, messageId: string) {
-    this.hints.delete(hintKey(queueId, messageId));
+    const ofQueue = this.hints.get(queueId);
+    if (ofQueue === undefined || !ofQueue.delete(messageId)) return;
+    this.hintCount--;
+    if (ofQueue.size === 0) this.hints.delete(queueId);
   }
 
   /** Counts members of a queue that pass a test: all segments, or only those with leases. */
