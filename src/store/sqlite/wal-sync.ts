@@ -6,8 +6,9 @@
 // - HUB_SYNC=full (`durable`): a commit's writes settle once an fdatasync of the WAL that began after
 //   it has finished. That is what synchronous=FULL does in WAL mode (one WAL sync after each
 //   commit), but SQLite does it inside COMMIT, holding the event loop for the length of an fsync;
-//   here the next commits go on meanwhile, and one sync covers every commit made while the one
-//   before it ran: group commit over fsync, as databases do.
+//   here the event loop goes on meanwhile; the writes that arrive during a sync are committed
+//   together when it ends (see idleThen) and the next sync covers them: group commit over fsync,
+//   as databases do. (A commit forced by a full batch during a sync waits for the next one too.)
 import { close, fdatasync, fdatasyncSync, openSync } from "node:fs";
 
 /** Least time between two background syncs (each flushes what the commits of that time wrote). */
