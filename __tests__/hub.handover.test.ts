@@ -44,6 +44,41 @@ describe.each([
     }
   });
 
+  test("acks of handed-over messages make no claim; once the window was full, acks claim the rest", async () => {
+    const store = counting(open());
+    const ctx = await startHub({ prefetch: 5, creditWaitMs: 0 }, store);
+    try {
+      const sub = await ctx.client("/", { clientId: "sub" });
+      expect(await sub.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
+      const pub = await ctx.client("/", { clientId: "pub" });
+      expect(await pub.request("tick", -1)).toMatchObject({ ok: true });
+      await sub.received(1);
+      const ack = async (from: number) => {
+        const ids = sub.messages.slice(from).map((m) => m.messageId);
+        expect(await sub.request("received", { messageIds: ids })).toEqual({ ok: true, removed: ids.length });
+      };
+      await ack(0);
+      const claims = store.claims;
+      // Publish and ack in turn: every message is handed over; the acks find nothing to claim.
+      for (let n = 0; n < 12; n++) {
+        expect(await pub.request("tick", n)).toMatchObject({ ok: true });
+        await sub.received(n + 2);
+        await ack(n + 1);
+      }
+      expect(store.claims).toBe(claims);
+      // Eight at once for a window of five: three wait in the store, and the acks claim them.
+      const burst = Array.from({ length: 8 }, (_, n) => ({ event: "tick", payload: 100 + n }));
+      expect(await pub.request("publish", burst)).toMatchObject({ ok: true });
+      await sub.received(13 + 5);
+      await ack(13);
+      const got = await sub.received(13 + 8);
+      expect(got.slice(13).map((m) => m.payload)).toEqual(burst.map((m) => m.payload));
+      expect(store.claims).toBeGreaterThan(claims);
+    } finally {
+      await ctx.close();
+    }
+  });
+
   test("a message queued while the consumer was away is delivered before newer ones", async () => {
     const store = open();
     const ctx = await startHub({}, store);

@@ -85,6 +85,13 @@ class Connection {
   retry = false;
   /** Claims of its own queue issued so far: a publish waiting for it knows which claims came after it. */
   claims = 0;
+  /**
+   * Its queue may hold entries not sent to it: set by every wake-up, cleared when a claim finds
+   * the queue drained. Only then does an ack's freed window make a claim; otherwise every fresh
+   * entry was handed over, and the claim would find nothing while holding the window, until its
+   * commit, that the next publishes' handover needs.
+   */
+  backlog = true;
   /** Publish acks held until a claim issued after `after` finds the queue drained (credit flow). */
   readonly held: { after: number; release: () => void }[] = [];
   constructor(readonly consumer: Consumer) {}
@@ -464,7 +471,7 @@ export class QueueCore {
       this.metrics.acked.inc(removed.length);
       return { ok: true as const, removed: removed.length };
     });
-    for (const conn of new Set(freed.map((f) => f.conn))) if (conn.active) void this.pump(conn);
+    for (const conn of new Set(freed.map((f) => f.conn))) if (conn.active) void this.pump(conn, true);
     const result = await reply;
     // Not acked after all (store outage): back in flight, so that the ack timeout redelivers them.
     if (!result.ok) for (const { conn, id, flight } of freed) if (!conn.closed) conn.inflight.set(id, flight);
@@ -568,10 +575,16 @@ export class QueueCore {
     return queues;
   }
 
-  /** Fills the connection's window from its own queue, oldest first; one pump at a time per connection. Then offers its groups' queues. */
-  private async pump(conn: Connection): Promise<void> {
+  /**
+   * Fills the connection's window from its own queue, oldest first; one pump at a time per
+   * connection. Then offers its groups' queues. After an ack (`acked`) its own queue is claimed
+   * from only when it may hold entries not sent (see Connection.backlog).
+   */
+  private async pump(conn: Connection, acked = false): Promise<void> {
     if (!conn.ready) return;
     for (const queue of conn.queues) if (isGroupQueue(queue)) void this.pumpGroup(conn.consumer.ns, queue);
+    if (!acked) conn.backlog = true;
+    else if (!conn.backlog) return;
     if (conn.pumping) {
       conn.again = true;
       return;
@@ -587,7 +600,10 @@ export class QueueCore {
         const got = await this.claimFor(conn, clientQueue(conn.consumer.clientId), free);
         if (got.sent === free || got.more) conn.again = true;
         // Drained: every publish held before this claim was issued is delivered.
-        else conn.release(claim);
+        else {
+          conn.release(claim);
+          if (!conn.again) conn.backlog = false;
+        }
       } while (conn.again && conn.active);
     } catch (err) {
       // The store refused (e.g. outage): the ticker pumps again later.
