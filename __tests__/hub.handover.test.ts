@@ -4,7 +4,7 @@
 import { MemoryStore } from "../src/store/memory.js";
 import { SqliteStore } from "../src/store/sqlite/index.js";
 import type { ClaimRequest } from "../src/store/store.js";
-import { startHub } from "./support/hub.js";
+import { startHub, type TestContext } from "./support/hub.js";
 
 /** A store that counts its claims. */
 function counting<S extends MemoryStore | SqliteStore>(store: S): S & { claims: number } {
@@ -17,6 +17,16 @@ function counting<S extends MemoryStore | SqliteStore>(store: S): S & { claims: 
   return counted;
 }
 
+/** A subscriber of "tick" and a publisher, the first tick (-1) delivered: the handover's steady state. */
+async function subscribedAndFirstDelivered(ctx: TestContext) {
+  const sub = await ctx.client("/", { clientId: "sub" });
+  expect(await sub.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
+  const pub = await ctx.client("/", { clientId: "pub" });
+  expect(await pub.request("tick", -1)).toMatchObject({ ok: true });
+  await sub.received(1);
+  return { sub, pub };
+}
+
 describe.each([
   ["memory", () => new MemoryStore()],
   ["sqlite", () => SqliteStore.open({ file: ":memory:", sync: "normal" })],
@@ -25,11 +35,7 @@ describe.each([
     const store = counting(open());
     const ctx = await startHub({}, store);
     try {
-      const sub = await ctx.client("/", { clientId: "sub" });
-      expect(await sub.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
-      const pub = await ctx.client("/", { clientId: "pub" });
-      expect(await pub.request("tick", -1)).toMatchObject({ ok: true });
-      await sub.received(1);
+      const { sub, pub } = await subscribedAndFirstDelivered(ctx);
       const claims = store.claims;
       for (let n = 0; n < 30; n++) expect(await pub.request("tick", n)).toMatchObject({ ok: true });
       const got = (await sub.received(31)).slice(1);
@@ -48,11 +54,7 @@ describe.each([
     const store = counting(open());
     const ctx = await startHub({ prefetch: 5, creditWaitMs: 0 }, store);
     try {
-      const sub = await ctx.client("/", { clientId: "sub" });
-      expect(await sub.request("subscribe", { event: "tick" })).toMatchObject({ ok: true });
-      const pub = await ctx.client("/", { clientId: "pub" });
-      expect(await pub.request("tick", -1)).toMatchObject({ ok: true });
-      await sub.received(1);
+      const { sub, pub } = await subscribedAndFirstDelivered(ctx);
       const ack = async (from: number) => {
         const ids = sub.messages.slice(from).map((m) => m.messageId);
         expect(await sub.request("received", { messageIds: ids })).toEqual({ ok: true, removed: ids.length });
