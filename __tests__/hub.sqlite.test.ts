@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SqliteStore } from "../src/store/sqlite/index.js";
-import { settle, startHub } from "./support/hub.js";
+import { settle, startHub, waitUntil } from "./support/hub.js";
 import { deliverySemantics } from "./support/semantics.js";
 
 const dir = mkdtempSync(join(tmpdir(), "queuehub-hub-"));
@@ -94,7 +94,7 @@ test("HUB_SYNC=full on the wire: a publish is acked once the WAL sync after its 
       acked = true;
       return r;
     });
-    await waitFor(() => held.length > 0);
+    await waitUntil(() => held.length > 0, 10_000);
     await settle(100);
     // Committed, not yet on disk: neither the publisher's ack nor the delivery has gone out.
     expect(acked).toBe(false);
@@ -106,7 +106,7 @@ test("HUB_SYNC=full on the wire: a publish is acked once the WAL sync after its 
     // The disk fails a sync: that publish is refused, and so is the next one, until a restart.
     hold = true;
     const failed = pub.request("tick", "lost?");
-    await waitFor(() => held.length > 0);
+    await waitUntil(() => held.length > 0, 10_000);
     hold = false;
     const eio = Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
     for (const done of held.splice(0)) done(eio);
@@ -120,11 +120,3 @@ test("HUB_SYNC=full on the wire: a publish is acked once the WAL sync after its 
     await ctx.close();
   }
 });
-
-async function waitFor(check: () => boolean) {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${check.toString()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL, SqliteStore } from "../src/store/sqlite/index.js";
 import { clientQueue, type EnqueueRequest, type NewMessage, StoreError } from "../src/store/store.js";
+import { waitUntil } from "./support/hub.js";
 import { storeConformance } from "./support/store-conformance.js";
 
 const dirs: string[] = [];
@@ -16,15 +17,6 @@ function tempDir() {
 afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
-
-/** Polls `check` until it holds (10 s at most). */
-async function until(check: () => boolean) {
-  const deadline = Date.now() + 10_000;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${check.toString()}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 storeConformance("SqliteStore", async () => {
   const dir = tempDir();
@@ -141,7 +133,7 @@ describe("SqliteStore specifics", () => {
     store = SqliteStore.open({ file, sync: "full", syncFn: (fd, done) => syncs.push({ fd, done }) });
     let settled = 0;
     const first = store.enqueue(req(1)).then(() => settled++);
-    await until(() => syncs.length === 1);
+    await waitUntil(() => syncs.length === 1, 10_000);
     // Committed (a read sees it) but not settled: its sync has not finished.
     expect(await store.pending("/", "a", 1)).toBe(1);
     const commits = store.commits;
@@ -155,7 +147,7 @@ describe("SqliteStore specifics", () => {
     syncs[0]?.done(null);
     await first;
     expect(settled).toBe(1);
-    await until(() => syncs.length === 2);
+    await waitUntil(() => syncs.length === 2, 10_000);
     expect(store.commits).toBe(commits + 1); // both in one commit, covered by one sync
     expect(await store.pending("/", "a", 1)).toBe(3);
     expect(settled).toBe(1);
@@ -164,7 +156,7 @@ describe("SqliteStore specifics", () => {
     expect(settled).toBe(3);
     // Closing syncs what still waits on the closing thread: nothing is left unsettled.
     const last = store.enqueue(req(4));
-    await until(() => syncs.length === 3);
+    await waitUntil(() => syncs.length === 3, 10_000);
     const atClose = store.enqueue(req(5));
     await store.close();
     await expect(atClose).resolves.toMatchObject({ queues: [clientQueue("a")] });
@@ -183,14 +175,14 @@ describe("SqliteStore specifics", () => {
     // after it can be known to be on disk) until the store is opened again; health says so.
     const failed = store.enqueue(req(6));
     const queuedMeanwhile = store.enqueue(req(7));
-    await until(() => syncs.length === 1);
+    await waitUntil(() => syncs.length === 1, 10_000);
     const committed = store.commits;
     // Committed while the failing sync runs: its own sync succeeds, but frames after a lost one
     // are lost with it (WAL frames are checksummed in a chain), so it is refused too.
     const after = store.enqueue(req(8));
-    await until(() => store.commits > committed);
+    await waitUntil(() => store.commits > committed, 10_000);
     syncs[0]?.done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" }));
-    await until(() => syncs.length === 2);
+    await waitUntil(() => syncs.length === 2, 10_000);
     syncs[1]?.done(null);
     await expect(failed).rejects.toMatchObject({
       code: "UNAVAILABLE",
