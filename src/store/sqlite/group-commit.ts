@@ -4,8 +4,8 @@
 // (QUEUE_FULL) rolls back only that write; each promise settles only after COMMIT returns. If the
 // commit itself fails (disk full, read-only, I/O error), the whole batch is rolled back and every
 // write of it rejects with StoreError UNAVAILABLE; later batches try again. With HUB_SYNC=full the
-// promises settle once the WAL sync that followed the commit is done (the `durable` hook), and
-// writes queued while a sync runs are committed when it ends (`holdCommit`); after a failed sync
+// promises settle once the WAL sync that followed the commit is done (the `sync` hook), and
+// writes queued while a sync runs are committed when it ends; after a failed sync
 // every write is refused until a restart. Reads run directly on the same connection,
 // outside any transaction, so they see exactly the committed writes.
 import type Database from "better-sqlite3";
@@ -27,16 +27,22 @@ export interface BatchHooks {
   /** Once the batch is over, outside any transaction: SQLite refused a write of it (disk full, I/O error). */
   storageFailed(err: unknown): void;
   /**
-   * When the store makes commits durable itself (HUB_SYNC=full, see wal-sync.ts): after a commit,
-   * calls `synced` once it is on disk. The batch's writes settle then, not at COMMIT.
+   * When the store makes commits durable itself (HUB_SYNC=full: the WalSync, see wal-sync.ts): a
+   * batch's writes settle once the sync after its commit is done, not at COMMIT.
    */
-  durable?(synced: (err: unknown) => void): void;
+  sync?: CommitSync;
+}
+
+/** Syncs commits off the event loop (HUB_SYNC=full). */
+export interface CommitSync {
+  /** After a commit: calls `synced` once what it wrote is on disk. */
+  durable(synced: (err: unknown) => void): void;
   /**
-   * With `durable`: true while a sync runs, and `resume` is called once it has ended. The batch
-   * then waits to be committed: its writes would wait for the next sync anyway, so one commit per
-   * sync instead of several (fewer commits, fewer syncs, the same latency).
+   * True while a sync runs, and then calls `resume` once it has ended. A batch due meanwhile waits
+   * to be committed: its writes would wait for the next sync anyway, so one commit per sync
+   * instead of several (fewer commits, fewer syncs, the same latency).
    */
-  holdCommit?(resume: () => void): boolean;
+  idleThen(resume: () => void): boolean;
 }
 
 export interface GroupCommitOptions {
@@ -69,7 +75,7 @@ export class GroupCommit {
   private readonly maxBatch: number;
   private ops: Op[] = [];
   private timer: { immediate: boolean; cancel(): void } | undefined;
-  /** Queued writes wait for the running WAL sync to end (holdCommit). */
+  /** Queued writes wait for the running WAL sync to end (CommitSync.idleThen). */
   private held = false;
   private closedFlag = false;
   private commitCount = 0;
@@ -159,8 +165,8 @@ export class GroupCommit {
   /** True when the queued writes wait for the running sync (they are flushed when it ends). */
   private holdForSync(): boolean {
     if (this.held) return true;
-    if (this.closedFlag || this.hooks.holdCommit === undefined) return false;
-    this.held = this.hooks.holdCommit(() => {
+    if (this.closedFlag || this.hooks.sync === undefined) return false;
+    this.held = this.hooks.sync.idleThen(() => {
       this.held = false;
       this.flush();
     });
@@ -239,8 +245,8 @@ export class GroupCommit {
         if (outcome.ok) op.resolve(outcome.value);
         else op.reject(outcome.error);
       });
-    if (this.hooks.durable === undefined) return settle();
-    this.hooks.durable((err) => {
+    if (this.hooks.sync === undefined) return settle();
+    this.hooks.sync.durable((err) => {
       if (!err && this.syncFailure === undefined) return settle();
       // Committed, but not known to be on disk: the writer must not count on it (nor on its absence).
       if (this.syncFailure === undefined) {

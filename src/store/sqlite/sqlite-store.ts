@@ -232,12 +232,7 @@ export class SqliteStore implements QueueStore {
       storageFailed: (err) => {
         if (sqliteCode(err)?.startsWith("SQLITE_FULL")) this.diskFull();
       },
-      ...(opts.sync === "full" && walSync !== null
-        ? {
-            durable: (synced: (err: unknown) => void) => walSync.durable(synced),
-            holdCommit: (resume: () => void) => walSync.idleThen(resume),
-          }
-        : {}),
+      ...(opts.sync === "full" && walSync !== null ? { sync: walSync } : {}),
     });
     const reserveBytes = file === ":memory:" ? 0 : Math.max(0, Math.floor(opts.reserveBytes ?? 0));
     this.reserve = new SpaceReserve(`${file}-reserve`, reserveBytes);

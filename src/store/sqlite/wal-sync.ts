@@ -10,6 +10,7 @@
 //   together when it ends (see idleThen) and the next sync covers them: group commit over fsync,
 //   as databases do. (A commit forced by a full batch during a sync waits for the next one too.)
 import { close, fdatasync, fdatasyncSync, openSync } from "node:fs";
+import type { CommitSync } from "./group-commit.js";
 
 /** Least time between two background syncs (each flushes what the commits of that time wrote). */
 const SYNC_EVERY_MS = 10;
@@ -20,7 +21,7 @@ export type Synced = (err: NodeJS.ErrnoException | null) => void;
 /** Syncs a file descriptor's data: fs.fdatasync, or a stand-in in tests. */
 export type SyncFn = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void;
 
-export class WalSync {
+export class WalSync implements CommitSync {
   private fd: number | null;
   private timer: NodeJS.Timeout | null = null;
   private syncing = false;
