@@ -1,13 +1,11 @@
 // `queuehub/client` in a browser: bundled by esbuild for the browser from the package's own
 // `exports` (the compiled build), with no Node built-in and none of the hub's dependencies in
 // it; then run in a real Chromium against a live hub: subscribe, publish, receive, ack.
-import { readFileSync } from "node:fs";
 import { builtinModules } from "node:module";
-import { join } from "node:path";
 import { build, type Plugin } from "esbuild";
 import { type Browser, chromium } from "playwright-core";
 import { startHub, type TestContext } from "./support/hub.js";
-import { ROOT } from "./support/process.js";
+import { hubOnlyDependencies, ROOT } from "./support/process.js";
 
 /** Globals Node has and browsers do not: each free reference in the bundle becomes a marker. */
 const NODE_GLOBALS = [
@@ -77,10 +75,8 @@ test("the browser bundle of queuehub/client needs no Node built-in and no Node-o
 });
 
 test("the browser bundle holds the client library and socket.io-client, nothing of the hub", () => {
-  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
-    dependencies: Record<string, string>;
-  };
-  const hubOnly = Object.keys(pkg.dependencies).filter((name) => name !== "socket.io-client");
+  const hubOnly = hubOnlyDependencies();
+  expect(hubOnly).toContain("better-sqlite3");
   const packageOf = (input: string) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1];
   const packages = new Set(bundle.inputs.flatMap((input) => packageOf(input) ?? []));
   expect(packages.has("socket.io-client")).toBe(true);

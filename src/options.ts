@@ -11,6 +11,7 @@ import { createLogger, type Logger } from "./log.js";
 import { OriginPolicy } from "./origins.js";
 import { isValidNamespace, toNamespace } from "./protocol.js";
 import type { QueueStore } from "./store/store.js";
+import { hubParser } from "./wire-encoder.js";
 
 /** The namespaces the queue serves: a list of names, or a predicate. */
 export type NamespaceSelector = readonly string[] | ((name: string) => boolean);
@@ -124,6 +125,8 @@ export function socketServerOptions(config: HubConfig, limits?: ConnectionLimits
     // socket.io-client 2.x (the CAPS lab's older clients) speaks Engine.IO v3. It cannot send
     // `auth`, so it is only of use to an open hub.
     allowEIO3: config.allowEio3 && config.secret === null,
+    // socket.io-parser, with deliveries written from their payloads' JSON text (wire-encoder.ts).
+    parser: hubParser,
   };
 }
 

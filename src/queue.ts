@@ -23,6 +23,7 @@ import {
   StoreError,
 } from "./store/store.js";
 import type { ParsedPublish } from "./validate.js";
+import { keepPayloadJson } from "./wire-encoder.js";
 
 /** Length of a client queue name's prefix: what follows is the clientId. */
 const CLIENT_QUEUE_PREFIX = clientQueue("").length;
@@ -288,6 +289,8 @@ export class QueueCore {
           ),
         );
       }
+      // Its deliveries go out with this text (wire-encoder.ts).
+      keepPayloadJson(payload, payloadJson);
       const ttl = item.ttl ?? this.limits.messageTtlMs;
       messages.push({
         messageId: newMessageId(now),

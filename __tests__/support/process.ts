@@ -3,6 +3,7 @@
 // hub should see (HUB_STORE, REDIS_URL, HUB_DB, ...). Call killHubs() in afterAll; a leftover
 // child is also SIGKILLed when the test process exits.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +15,20 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
  * users run: jest's globalSetup (support/build.ts) builds dist/ once before the suite.
  */
 export const built = (file: string) => join(ROOT, "dist", file);
+
+/**
+ * The package's dependencies the client library must not load: all but socket.io-client and what
+ * it depends on itself (socket.io-parser, which the hub's encoder builds on too).
+ */
+export function hubOnlyDependencies(): string[] {
+  const deps = (dir: string) =>
+    Object.keys(
+      (JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { dependencies?: object })
+        .dependencies ?? {},
+    );
+  const client = new Set(["socket.io-client", ...deps(join(ROOT, "node_modules", "socket.io-client"))]);
+  return deps(ROOT).filter((name) => !client.has(name));
+}
 
 export interface HubExit {
   code: number | null;
