@@ -168,11 +168,16 @@ describe("bad input", () => {
       ok: false,
       error: { code: "INVALID_ARGUMENT", message: expect.stringContaining("64 levels") },
     });
-    // The limit itself passes.
+    // The limit itself passes; one level more is refused, on the shorthand too.
     expect((await post(`${ctx.url}/publish/e`, nested(64))).status).toBe(200);
-    await sub.received(1);
+    expect(await pub.request("e", JSON.parse(nested(64)))).toMatchObject({ ok: true });
+    expect(await pub.request("e", JSON.parse(nested(65)))).toMatchObject({
+      ok: false,
+      error: { code: "INVALID_ARGUMENT", message: expect.stringContaining("64 levels") },
+    });
+    await sub.received(2);
     await settle();
-    expect(sub.messages).toHaveLength(1);
+    expect(sub.messages).toHaveLength(2);
   });
 
   test("a malformed %-escape in a path is 400, not 500", async () => {
