@@ -82,8 +82,8 @@ describe("deliveries on the wire", () => {
 
 describe("HubEncoder", () => {
   const encoder = new HubEncoder();
-  const message = (payload: unknown) => ({
-    messageId: "m-1",
+  const message = (messageId: string, payload: unknown) => ({
+    messageId,
     event: "order",
     payload,
     publishedAt: 1_700_000_000_000,
@@ -99,28 +99,27 @@ describe("HubEncoder", () => {
   });
 
   test("writes a kept payload by its text, not by serialising it again", () => {
-    const payload = { a: 1 };
     // Spaced on purpose: JSON.stringify would not write it so.
-    keepPayloadJson(payload, '{"a": 1}');
-    expect(encoder.encode(event(["order", message(payload)]))).toEqual([
-      '2["order",{"messageId":"m-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]',
+    keepPayloadJson("kept-1", '{"a": 1}');
+    expect(encoder.encode(event(["order", message("kept-1", { a: 1 })]))).toEqual([
+      '2["order",{"messageId":"kept-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]',
     ]);
-    expect(encoder.encode(event(["deliveries", [message(payload)]], { nsp: "/caps" }))[0]).toBe(
-      '2/caps,["deliveries",[{"messageId":"m-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]]',
+    expect(encoder.encode(event(["deliveries", [message("kept-1", { a: 1 })]], { nsp: "/caps" }))[0]).toBe(
+      '2/caps,["deliveries",[{"messageId":"kept-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]]',
     );
   });
 
   test("leaves every other packet to socket.io-parser", () => {
-    const kept = { a: 1 };
-    keepPayloadJson(kept, '{"a": 1}');
+    keepPayloadJson("kept-2", '{"a": 1}');
     const binary = { data: Buffer.from([1]) };
-    keepPayloadJson(binary, JSON.stringify(binary));
+    keepPayloadJson("binary", JSON.stringify(binary));
     const parser = new Encoder();
     const packets: Packet[] = [
-      event(["order", message({ a: 1 })]), // a payload no publish kept
-      event(["order", message(kept)], { id: 7 }), // an emit waiting for an ack
-      event(["order", { ...message(kept), extra: { nested: true } }]), // a field that is not a primitive
-      event(["order", message(binary)]), // binary: attachments
+      event(["order", message("not-kept", { a: 1 })]),
+      event(["order", message("kept-2", { a: 1 })], { id: 7 }), // an emit waiting for an ack
+      event(["order", { ...message("kept-2", { a: 1 }), extra: { nested: true } }]), // a field that is not a primitive
+      event(["order", message("binary", binary)]), // binary: attachments
+      event(["deliveries", [message("kept-2", { a: 1 }), message("not-kept", { a: 1 })]]),
       { type: PacketType.ACK, nsp: "/", id: 3, data: [{ ok: true }] },
     ];
     for (const packet of packets) expect(encoder.encode(packet)).toEqual(parser.encode(packet));

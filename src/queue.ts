@@ -289,11 +289,12 @@ export class QueueCore {
           ),
         );
       }
-      // Its deliveries go out with this text (wire-encoder.ts).
-      keepPayloadJson(payload, payloadJson);
       const ttl = item.ttl ?? this.limits.messageTtlMs;
+      const messageId = newMessageId(now);
+      // Its deliveries go out with this text (wire-encoder.ts).
+      keepPayloadJson(messageId, payloadJson);
       messages.push({
-        messageId: newMessageId(now),
+        messageId,
         event: item.event,
         payload,
         publishedAt: now,

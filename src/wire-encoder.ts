@@ -2,24 +2,47 @@
 // it again (and walking it for binary attachments) once per delivery.
 //
 // A publish serialises its payload anyway (the size limit counts its bytes, the SQLite store keeps
-// the text): `keepPayloadJson` remembers that text beside the payload object, for as long as the
-// object lives. The hub's Socket.IO server encodes with `HubEncoder`, socket.io-parser's own
-// encoder, which writes a delivery event whose payload it knows by that text and hands every
-// other packet to the parser unchanged. The bytes on the wire are what socket.io-parser writes.
-// A host's server (attachHub) keeps its own parser: deliveries are then serialised as before.
+// the text): `keepPayloadJson` remembers that text by message id for the most recent publishes,
+// which is where deliveries come from on a busy hub (a fresh message is handed over at once); a
+// message read back later (a backlog, a redelivery) is serialised by the parser as before. The
+// hub's Socket.IO server encodes with `HubEncoder`, socket.io-parser's own encoder, which writes a
+// delivery event whose message it knows that way and hands every other packet to the parser
+// unchanged. The bytes on the wire are what socket.io-parser writes. A host's server (attachHub)
+// keeps its own parser: deliveries are then serialised as before.
 import { Decoder, Encoder, type Packet, PacketType, protocol } from "socket.io-parser";
 
-/** Payload object → its JSON text, made at publish. Weak: an entry lives as long as its payload. */
-const payloadJson = new WeakMap<object, string>();
+/**
+ * Payload texts kept per generation. Small on purpose: a fresh message is delivered within
+ * milliseconds of its publish (handed over with the publish's own commit), and texts kept much
+ * longer outlive young-generation collections, which then copy them (measured: 8,192 per
+ * generation cost more in garbage collection than the serialising it saved).
+ */
+const GENERATION = 1_024;
+
+/**
+ * Message id → its payload's JSON text, for the most recent publishes, in two generations: when
+ * the newer fills, the older is dropped whole (no per-entry eviction). Keyed by id, not by the
+ * payload object: a WeakMap entry per message made each garbage collection slower than the
+ * serialising it saved. A message id always names the same payload.
+ */
+let newer = new Map<string, string>();
+let older = new Map<string, string>();
 
 /**
  * Remembers a published payload's JSON text for its deliveries. Only plain JSON: a payload that
  * held binary data (serialised by Buffer's toJSON) goes out as Socket.IO attachments, as before.
  */
-export function keepPayloadJson(payload: unknown, json: string): void {
-  if (typeof payload !== "object" || payload === null) return;
+export function keepPayloadJson(messageId: string, json: string): void {
   if (json.includes('"type":"Buffer"')) return;
-  payloadJson.set(payload, json);
+  if (newer.size >= GENERATION) {
+    older = newer;
+    newer = new Map();
+  }
+  newer.set(messageId, json);
+}
+
+function keptPayloadJson(messageId: string): string | undefined {
+  return newer.get(messageId) ?? older.get(messageId);
 }
 
 /** `"key":`, for the few keys a delivery has. */
@@ -34,15 +57,14 @@ function keyText(key: string): string {
 }
 
 /**
- * The JSON text of a delivered message whose payload is known by its text; undefined for anything
- * else (no payload text, a field that is not a primitive): the parser then encodes it.
+ * The JSON text of a delivered message whose payload text is kept; undefined for anything else
+ * (no kept text, a field besides the payload that is not a primitive): the parser encodes it.
  */
 function messageJson(message: unknown): string | undefined {
   if (typeof message !== "object" || message === null || Array.isArray(message)) return undefined;
   const fields = message as Record<string, unknown>;
-  const payload = fields.payload;
-  if (typeof payload !== "object" || payload === null) return undefined;
-  const json = payloadJson.get(payload);
+  const id = fields.messageId;
+  const json = typeof id === "string" ? keptPayloadJson(id) : undefined;
   if (json === undefined) return undefined;
   let out = "{";
   for (const key of Object.keys(fields)) {
