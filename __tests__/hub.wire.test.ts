@@ -2,7 +2,7 @@
 // (wire-encoder.ts), and the bytes are exactly those socket.io-parser would have written.
 
 import { Encoder, type Packet, PacketType } from "socket.io-parser";
-import { HubEncoder, keepPayloadJson } from "../src/wire-encoder.js";
+import { attachPayloadJson, HubEncoder } from "../src/wire-encoder.js";
 import { startHub, type TestClient } from "./support/hub.js";
 
 /** The text frames of Socket.IO events a client receives, as they came off the socket. */
@@ -97,29 +97,48 @@ describe("HubEncoder", () => {
     data,
     ...extra,
   });
+  /** A message handed over from a publish whose payload text was `json`. */
+  const handed = (messageId: string, payload: unknown, json: string) => {
+    const m = message(messageId, payload);
+    attachPayloadJson([m], [{ messageId, payloadJson: json }]);
+    return m;
+  };
 
-  test("writes a kept payload by its text, not by serialising it again", () => {
+  test("writes a handed-over message's payload by its publish's text, not by serialising it again", () => {
     // Spaced on purpose: JSON.stringify would not write it so.
-    keepPayloadJson("kept-1", '{"a": 1}');
-    expect(encoder.encode(event(["order", message("kept-1", { a: 1 })]))).toEqual([
-      '2["order",{"messageId":"kept-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]',
+    const m = handed("m-1", { a: 1 }, '{"a": 1}');
+    expect(encoder.encode(event(["order", m]))).toEqual([
+      '2["order",{"messageId":"m-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]',
     ]);
-    expect(encoder.encode(event(["deliveries", [message("kept-1", { a: 1 })]], { nsp: "/caps" }))[0]).toBe(
-      '2/caps,["deliveries",[{"messageId":"kept-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1}]]',
+    // The lab's deliveries are copies with messageID: the text goes with them.
+    expect(encoder.encode(event(["deliveries", [{ ...m, messageID: "m-1" }]], { nsp: "/caps" }))[0]).toBe(
+      '2/caps,["deliveries",[{"messageId":"m-1","event":"order","payload":{"a": 1},"publishedAt":1700000000000,"from":null,"deliveries":1,"messageID":"m-1"}]]',
     );
   });
 
+  test("each handed-over message gets its own publish's text, in order, skipping those not handed over", () => {
+    const delivered = [message("a", 1), message("c", 3), message("z", 26)];
+    attachPayloadJson(delivered, [
+      { messageId: "a", payloadJson: " 1" },
+      { messageId: "b", payloadJson: " 2" },
+      { messageId: "c", payloadJson: " 3" },
+    ]);
+    const texts = delivered.map((m) => encoder.encode(event(["order", m]))[0] as string);
+    expect(texts[0]).toContain('"payload": 1,');
+    expect(texts[1]).toContain('"payload": 3,');
+    // Not among the publish's messages: serialised by the parser.
+    expect(texts[2]).toBe(new Encoder().encode(event(["order", delivered[2]]))[0]);
+  });
+
   test("leaves every other packet to socket.io-parser", () => {
-    keepPayloadJson("kept-2", '{"a": 1}');
     const binary = { data: Buffer.from([1]) };
-    keepPayloadJson("binary", JSON.stringify(binary));
     const parser = new Encoder();
     const packets: Packet[] = [
-      event(["order", message("not-kept", { a: 1 })]),
-      event(["order", message("kept-2", { a: 1 })], { id: 7 }), // an emit waiting for an ack
-      event(["order", { ...message("kept-2", { a: 1 }), extra: { nested: true } }]), // a field that is not a primitive
-      event(["order", message("binary", binary)]), // binary: attachments
-      event(["deliveries", [message("kept-2", { a: 1 }), message("not-kept", { a: 1 })]]),
+      event(["order", message("read-back", { a: 1 })]), // no text: read back from the store
+      event(["order", handed("m-2", { a: 1 }, '{"a": 1}')], { id: 7 }), // an emit waiting for an ack
+      event(["order", { ...handed("m-3", { a: 1 }, '{"a": 1}'), extra: { nested: true } }]), // a field that is not a primitive
+      event(["order", handed("m-4", binary, JSON.stringify(binary))]), // binary: attachments
+      event(["deliveries", [handed("m-5", { a: 1 }, '{"a":1}'), message("read-back", { a: 1 })]]),
       { type: PacketType.ACK, nsp: "/", id: 3, data: [{ ok: true }] },
     ];
     for (const packet of packets) expect(encoder.encode(packet)).toEqual(parser.encode(packet));

@@ -23,7 +23,7 @@ import {
   StoreError,
 } from "./store/store.js";
 import type { ParsedPublish } from "./validate.js";
-import { keepPayloadJson } from "./wire-encoder.js";
+import { attachPayloadJson } from "./wire-encoder.js";
 
 /** Length of a client queue name's prefix: what follows is the clientId. */
 const CLIENT_QUEUE_PREFIX = clientQueue("").length;
@@ -290,11 +290,8 @@ export class QueueCore {
         );
       }
       const ttl = item.ttl ?? this.limits.messageTtlMs;
-      const messageId = newMessageId(now);
-      // Its deliveries go out with this text (wire-encoder.ts).
-      keepPayloadJson(messageId, payloadJson);
       messages.push({
-        messageId,
+        messageId: newMessageId(now),
         event: item.event,
         payload,
         publishedAt: now,
@@ -382,6 +379,8 @@ export class QueueCore {
         const taken = handover.taken(handed.queue);
         if (taken === undefined) continue;
         if (handed.messages.length === taken.count) complete.add(handed.queue);
+        // Sent with the payload texts made above, not serialised again (wire-encoder.ts).
+        attachPayloadJson(handed.messages, messages);
         await this.deliver(taken.conn, handed.queue, handed.messages, now);
       }
       const waiting = complete.size === 0 ? result.queues : result.queues.filter((q) => !complete.has(q));

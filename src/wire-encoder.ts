@@ -2,47 +2,43 @@
 // it again (and walking it for binary attachments) once per delivery.
 //
 // A publish serialises its payload anyway (the size limit counts its bytes, the SQLite store keeps
-// the text): `keepPayloadJson` remembers that text by message id for the most recent publishes,
-// which is where deliveries come from on a busy hub (a fresh message is handed over at once); a
-// message read back later (a backlog, a redelivery) is serialised by the parser as before. The
-// hub's Socket.IO server encodes with `HubEncoder`, socket.io-parser's own encoder, which writes a
-// delivery event whose message it knows that way and hands every other packet to the parser
-// unchanged. The bytes on the wire are what socket.io-parser writes. A host's server (attachHub)
-// keeps its own parser: deliveries are then serialised as before.
-import { Decoder, Encoder, type Packet, PacketType, protocol } from "socket.io-parser";
+// the text). A fresh message handed over to its consumer with the publish's own write is sent from
+// memory: `attachPayloadJson` gives it that text under a symbol, which JSON and socket.io-parser
+// never see. The hub's Socket.IO server encodes with `HubEncoder`, socket.io-parser's own
+// encoder, which writes such a delivery from the text and hands every other packet (a message
+// read back from the store, anything else) to the parser unchanged. The bytes on the wire are
+// what socket.io-parser writes. A host's server (attachHub) keeps its own parser: deliveries are
+// then serialised as before.
+import { createRequire } from "node:module";
+import type * as SocketIoParser from "socket.io-parser";
+import type { Packet } from "socket.io-parser";
+import type { Message } from "./protocol.js";
+
+// The CommonJS build, the very module socket.io loads (its ESM build would be a second copy).
+const parser = createRequire(import.meta.url)("socket.io-parser") as typeof SocketIoParser;
+const { Decoder, Encoder, PacketType, protocol } = parser;
+
+/** Where a delivered message keeps its payload's JSON text (set by attachPayloadJson). */
+const PAYLOAD_JSON = Symbol("queuehub.payloadJson");
+type WithPayloadJson = { [PAYLOAD_JSON]?: string };
 
 /**
- * Payload texts kept per generation. Small on purpose: a fresh message is delivered within
- * milliseconds of its publish (handed over with the publish's own commit), and texts kept much
- * longer outlive young-generation collections, which then copy them (measured: 8,192 per
- * generation cost more in garbage collection than the serialising it saved).
+ * Gives messages handed over from a publish the JSON text of their payloads, from the publish's
+ * own messages (`payloadJson`), which hold them in the same order. Only plain JSON: a payload
+ * that held binary data (serialised by Buffer's toJSON) goes out as Socket.IO attachments.
  */
-const GENERATION = 1_024;
-
-/**
- * Message id → its payload's JSON text, for the most recent publishes, in two generations: when
- * the newer fills, the older is dropped whole (no per-entry eviction). Keyed by id, not by the
- * payload object: a WeakMap entry per message made each garbage collection slower than the
- * serialising it saved. A message id always names the same payload.
- */
-let newer = new Map<string, string>();
-let older = new Map<string, string>();
-
-/**
- * Remembers a published payload's JSON text for its deliveries. Only plain JSON: a payload that
- * held binary data (serialised by Buffer's toJSON) goes out as Socket.IO attachments, as before.
- */
-export function keepPayloadJson(messageId: string, json: string): void {
-  if (json.includes('"type":"Buffer"')) return;
-  if (newer.size >= GENERATION) {
-    older = newer;
-    newer = new Map();
+export function attachPayloadJson(
+  delivered: readonly Message[],
+  published: readonly { messageId: string; payloadJson?: string }[],
+): void {
+  let k = 0;
+  for (const message of delivered) {
+    while (k < published.length && (published[k] as { messageId: string }).messageId !== message.messageId)
+      k++;
+    const json = published[k++]?.payloadJson;
+    if (json === undefined) return;
+    if (!json.includes('"type":"Buffer"')) (message as WithPayloadJson)[PAYLOAD_JSON] = json;
   }
-  newer.set(messageId, json);
-}
-
-function keptPayloadJson(messageId: string): string | undefined {
-  return newer.get(messageId) ?? older.get(messageId);
 }
 
 /** `"key":`, for the few keys a delivery has. */
@@ -57,15 +53,14 @@ function keyText(key: string): string {
 }
 
 /**
- * The JSON text of a delivered message whose payload text is kept; undefined for anything else
- * (no kept text, a field besides the payload that is not a primitive): the parser encodes it.
+ * The JSON text of a delivered message that carries its payload's text; undefined for anything
+ * else (no text, a field besides the payload that is not a primitive): the parser encodes it.
  */
 function messageJson(message: unknown): string | undefined {
   if (typeof message !== "object" || message === null || Array.isArray(message)) return undefined;
-  const fields = message as Record<string, unknown>;
-  const id = fields.messageId;
-  const json = typeof id === "string" ? keptPayloadJson(id) : undefined;
+  const json = (message as WithPayloadJson)[PAYLOAD_JSON];
   if (json === undefined) return undefined;
+  const fields = message as Record<string, unknown>;
   let out = "{";
   for (const key of Object.keys(fields)) {
     const value = fields[key];
@@ -96,7 +91,7 @@ function argumentJson(arg: unknown): string | undefined {
 
 /** socket.io-parser's encoder, with delivery events written from their payloads' JSON text. */
 export class HubEncoder extends Encoder {
-  override encode(packet: Packet): ReturnType<Encoder["encode"]> {
+  override encode(packet: Packet): ReturnType<SocketIoParser.Encoder["encode"]> {
     const data = packet.data as unknown[] | undefined;
     if (packet.type === PacketType.EVENT && packet.id === undefined && data?.length === 2) {
       const event = data[0];
