@@ -16,6 +16,25 @@ function eventFrames(client: TestClient): string[] {
   return frames;
 }
 
+/** The text frames of Socket.IO acks (replies) a client receives. */
+function ackFrames(client: TestClient): string[] {
+  const frames: string[] = [];
+  client.socket.io.engine.on("packet", (packet: { type: string; data?: unknown }) => {
+    if (packet.type === "message" && typeof packet.data === "string" && packet.data.startsWith("3")) {
+      frames.push(packet.data);
+    }
+  });
+  return frames;
+}
+
+/** What socket.io-parser writes for the ack a frame carries. */
+function parserAckEncoding(frame: string, nsp: string): string {
+  const match = /^3(?:(\/[^,]+),)?(\d+)(\[.*)$/s.exec(frame);
+  expect(match?.[1] ?? "/").toBe(nsp);
+  const data = JSON.parse(match?.[3] ?? "null") as unknown[];
+  return new Encoder().encode({ type: PacketType.ACK, nsp, id: Number(match?.[2]), data })[0] as string;
+}
+
 /** What socket.io-parser writes for the event a frame carries. */
 function parserEncoding(frame: string, nsp: string): string {
   const prefix = nsp === "/" ? "2" : `2${nsp},`;
@@ -54,6 +73,12 @@ describe("deliveries on the wire", () => {
         expect(sub.payloads()).toEqual(PAYLOADS);
         expect(frames.length).toBeGreaterThan(0);
         for (const frame of frames) expect(frame).toBe(parserEncoding(frame, nsp));
+        // The publisher's replies, an error among them.
+        const acks = ackFrames(pub);
+        expect(await pub.request("order", { fine: true })).toMatchObject({ ok: true });
+        expect(await pub.request("publish", { event: "order", surprise: 1 })).toMatchObject({ ok: false });
+        expect(acks).toHaveLength(2);
+        for (const frame of acks) expect(frame).toBe(parserAckEncoding(frame, nsp));
       } finally {
         await ctx.close();
       }
@@ -139,7 +164,21 @@ describe("HubEncoder", () => {
       event(["order", { ...handed("m-3", { a: 1 }, '{"a": 1}'), extra: { nested: true } }]), // a field that is not a primitive
       event(["order", handed("m-4", binary, JSON.stringify(binary))]), // binary: attachments
       event(["deliveries", [handed("m-5", { a: 1 }, '{"a":1}'), message("read-back", { a: 1 })]]),
-      { type: PacketType.ACK, nsp: "/", id: 3, data: [{ ok: true }] },
+      // Replies: written without the parser, the same bytes.
+      { type: PacketType.ACK, nsp: "/", id: 3, data: [{ ok: true, messageIds: ["a", "b"] }] },
+      { type: PacketType.ACK, nsp: "/caps", id: 12, data: [{ ok: true, removed: 0 }] },
+      {
+        type: PacketType.ACK,
+        nsp: "/",
+        id: 4,
+        data: [{ ok: false, error: { code: "INVALID_ARGUMENT", message: 'a "quoted" é \u2028' } }],
+      },
+      { type: PacketType.ACK, nsp: "/", id: 5, data: [{ ok: true, skipped: undefined, n: Number.NaN }] },
+      // Too deep, binary, or not plain: the parser's own.
+      { type: PacketType.ACK, nsp: "/", id: 6, data: [{ ok: true, messages: [{ payload: { a: 1 } }] }] },
+      { type: PacketType.ACK, nsp: "/", id: 7, data: [{ ok: true, file: Buffer.from([1]) }] },
+      { type: PacketType.ACK, nsp: "/", id: 8, data: [{ ok: true, at: new Date(0) }] },
+      { type: PacketType.ACK, nsp: "/", id: 9, data: [1, 2] },
     ];
     for (const packet of packets) expect(encoder.encode(packet)).toEqual(parser.encode(packet));
   });

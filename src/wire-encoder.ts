@@ -53,6 +53,49 @@ function keyText(key: string): string {
 }
 
 /**
+ * JSON of a value made of primitives, arrays and plain objects nested at most `depth` deep, as
+ * JSON.stringify writes it; undefined for anything else (the parser then encodes the packet).
+ */
+function plainJson(value: unknown, depth: number): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return Number.isFinite(value) ? String(value) : "null";
+    case "boolean":
+      return String(value);
+    case "object":
+      break;
+    default:
+      return undefined;
+  }
+  if (value === null) return "null";
+  if (depth === 0) return undefined;
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (const item of value) {
+      const text = plainJson(item, depth - 1);
+      if (text === undefined) return undefined;
+      out += `${out.length === 1 ? "" : ","}${text}`;
+    }
+    return `${out}]`;
+  }
+  // Buffers go as attachments; dates and class instances may have toJSON.
+  if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
+  const fields = value as Record<string, unknown>;
+  let out = "{";
+  for (const key of Object.keys(fields)) {
+    const field = fields[key];
+    // Skipped, as JSON.stringify skips them.
+    if (field === undefined || typeof field === "function" || typeof field === "symbol") continue;
+    const text = plainJson(field, depth - 1);
+    if (text === undefined) return undefined;
+    out += `${out.length === 1 ? "" : ","}${keyText(key)}${text}`;
+  }
+  return `${out}}`;
+}
+
+/**
  * The JSON text of a delivered message that carries its payload's text; undefined for anything
  * else (no text, a field besides the payload that is not a primitive): the parser encodes it.
  */
@@ -64,14 +107,9 @@ function messageJson(message: unknown): string | undefined {
   let out = "{";
   for (const key of Object.keys(fields)) {
     const value = fields[key];
-    let text: string;
-    if (key === "payload") text = json;
-    else if (typeof value === "string") text = JSON.stringify(value);
-    else if (typeof value === "number") text = Number.isFinite(value) ? String(value) : "null";
-    else if (value === null || typeof value === "boolean") text = String(value);
-    // Skipped, as JSON.stringify skips them.
-    else if (value === undefined || typeof value === "function" || typeof value === "symbol") continue;
-    else return undefined;
+    if (value === undefined || typeof value === "function" || typeof value === "symbol") continue;
+    const text = key === "payload" ? json : plainJson(value, 0);
+    if (text === undefined) return undefined;
     out += `${out.length === 1 ? "" : ","}${keyText(key)}${text}`;
   }
   return `${out}}`;
@@ -89,17 +127,25 @@ function argumentJson(arg: unknown): string | undefined {
   return `[${texts.join(",")}]`;
 }
 
-/** socket.io-parser's encoder, with delivery events written from their payloads' JSON text. */
+/** How deep a reply written without the parser nests: `{ error: { code, message } }`, `{ messageIds: [...] }`. */
+const REPLY_DEPTH = 2;
+
+/**
+ * socket.io-parser's encoder, with delivery events written from their payloads' JSON text and
+ * replies (acks: `{ ok, messageIds }`, `{ ok: false, error: { code, message } }`) written without
+ * the parser's walk for binary data: both are most of what a busy hub sends.
+ */
 export class HubEncoder extends Encoder {
   override encode(packet: Packet): ReturnType<SocketIoParser.Encoder["encode"]> {
     const data = packet.data as unknown[] | undefined;
+    const nsp = () => (packet.nsp && packet.nsp !== "/" ? `${packet.nsp},` : "");
     if (packet.type === PacketType.EVENT && packet.id === undefined && data?.length === 2) {
       const event = data[0];
       const text = typeof event === "string" ? argumentJson(data[1]) : undefined;
-      if (text !== undefined) {
-        const nsp = packet.nsp && packet.nsp !== "/" ? `${packet.nsp},` : "";
-        return [`${PacketType.EVENT}${nsp}[${JSON.stringify(event)},${text}]`];
-      }
+      if (text !== undefined) return [`${PacketType.EVENT}${nsp()}[${JSON.stringify(event)},${text}]`];
+    } else if (packet.type === PacketType.ACK && packet.id !== undefined && data?.length === 1) {
+      const text = plainJson(data[0], REPLY_DEPTH);
+      if (text !== undefined) return [`${PacketType.ACK}${nsp()}${packet.id}[${text}]`];
     }
     return super.encode(packet);
   }
