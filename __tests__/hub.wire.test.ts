@@ -178,6 +178,7 @@ describe("HubEncoder", () => {
       { type: PacketType.ACK, nsp: "/", id: 6, data: [{ ok: true, messages: [{ payload: { a: 1 } }] }] },
       { type: PacketType.ACK, nsp: "/", id: 7, data: [{ ok: true, file: Buffer.from([1]) }] },
       { type: PacketType.ACK, nsp: "/", id: 8, data: [{ ok: true, at: new Date(0) }] },
+      { type: PacketType.ACK, nsp: "/", id: 10, data: [{ ok: true, toJSON: () => "custom" }] },
       { type: PacketType.ACK, nsp: "/", id: 9, data: [1, 2] },
     ];
     for (const packet of packets) expect(encoder.encode(packet)).toEqual(parser.encode(packet));

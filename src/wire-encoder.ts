@@ -80,15 +80,24 @@ function plainJson(value: unknown, depth: number): string | undefined {
     }
     return `${out}]`;
   }
-  // Buffers go as attachments; dates and class instances may have toJSON.
+  return objectJson(value, depth);
+}
+
+/**
+ * `plainJson` of an object, one level down for its fields; `payloadJson` is written as the text of
+ * its `payload` field. Undefined unless it is a plain object without toJSON (Buffers go as
+ * attachments; dates and class instances serialise themselves).
+ */
+function objectJson(value: object, depth: number, payloadJson?: string): string | undefined {
   if (Object.getPrototypeOf(value) !== Object.prototype) return undefined;
   const fields = value as Record<string, unknown>;
+  if (typeof fields.toJSON === "function") return undefined;
   let out = "{";
   for (const key of Object.keys(fields)) {
     const field = fields[key];
     // Skipped, as JSON.stringify skips them.
     if (field === undefined || typeof field === "function" || typeof field === "symbol") continue;
-    const text = plainJson(field, depth - 1);
+    const text = payloadJson !== undefined && key === "payload" ? payloadJson : plainJson(field, depth - 1);
     if (text === undefined) return undefined;
     out += `${out.length === 1 ? "" : ","}${keyText(key)}${text}`;
   }
@@ -100,19 +109,9 @@ function plainJson(value: unknown, depth: number): string | undefined {
  * else (no text, a field besides the payload that is not a primitive): the parser encodes it.
  */
 function messageJson(message: unknown): string | undefined {
-  if (typeof message !== "object" || message === null || Array.isArray(message)) return undefined;
+  if (typeof message !== "object" || message === null) return undefined;
   const json = (message as WithPayloadJson)[PAYLOAD_JSON];
-  if (json === undefined) return undefined;
-  const fields = message as Record<string, unknown>;
-  let out = "{";
-  for (const key of Object.keys(fields)) {
-    const value = fields[key];
-    if (value === undefined || typeof value === "function" || typeof value === "symbol") continue;
-    const text = key === "payload" ? json : plainJson(value, 0);
-    if (text === undefined) return undefined;
-    out += `${out.length === 1 ? "" : ","}${keyText(key)}${text}`;
-  }
-  return `${out}}`;
+  return json === undefined ? undefined : objectJson(message, 1, json);
 }
 
 /** A delivery's arguments as JSON (one message, or the `deliveries` array), or undefined. */
