@@ -5,22 +5,18 @@ import { Encoder, type Packet, PacketType } from "socket.io-parser";
 import { attachPayloadJson, HubEncoder } from "../src/wire-encoder.js";
 import { startHub, type TestClient } from "./support/hub.js";
 
-/** The text frames of Socket.IO events a client receives, as they came off the socket. */
-function eventFrames(client: TestClient): string[] {
+/**
+ * The text frames of one Socket.IO packet type a client receives, as they came off the socket:
+ * PacketType.EVENT (deliveries) or PacketType.ACK (replies).
+ */
+function framesOf(client: TestClient, type: PacketType): string[] {
   const frames: string[] = [];
   client.socket.io.engine.on("packet", (packet: { type: string; data?: unknown }) => {
-    if (packet.type === "message" && typeof packet.data === "string" && packet.data.startsWith("2")) {
-      frames.push(packet.data);
-    }
-  });
-  return frames;
-}
-
-/** The text frames of Socket.IO acks (replies) a client receives. */
-function ackFrames(client: TestClient): string[] {
-  const frames: string[] = [];
-  client.socket.io.engine.on("packet", (packet: { type: string; data?: unknown }) => {
-    if (packet.type === "message" && typeof packet.data === "string" && packet.data.startsWith("3")) {
+    if (
+      packet.type === "message" &&
+      typeof packet.data === "string" &&
+      packet.data.startsWith(String(type))
+    ) {
       frames.push(packet.data);
     }
   });
@@ -63,7 +59,7 @@ describe("deliveries on the wire", () => {
       const ctx = await startHub();
       try {
         const sub = await ctx.client(nsp, { clientId: "sub", batch });
-        const frames = eventFrames(sub);
+        const frames = framesOf(sub, PacketType.EVENT);
         expect(await sub.request("subscribe", { event: "order" })).toMatchObject({ ok: true });
         const pub = await ctx.client(nsp, { clientId: "pub" });
         for (const payload of PAYLOADS) {
@@ -74,7 +70,7 @@ describe("deliveries on the wire", () => {
         expect(frames.length).toBeGreaterThan(0);
         for (const frame of frames) expect(frame).toBe(parserEncoding(frame, nsp));
         // The publisher's replies, an error among them.
-        const acks = ackFrames(pub);
+        const acks = framesOf(pub, PacketType.ACK);
         expect(await pub.request("order", { fine: true })).toMatchObject({ ok: true });
         expect(await pub.request("publish", { event: "order", surprise: 1 })).toMatchObject({ ok: false });
         expect(acks).toHaveLength(2);
