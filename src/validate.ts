@@ -6,6 +6,7 @@ import {
   EVENT_PATTERN,
   type Failure,
   failure,
+  isValidEventName,
   type PublishRequest,
   RESERVED_EVENTS,
 } from "./protocol.js";
@@ -116,7 +117,7 @@ function plainPublish(input: unknown): ParsedPublish | undefined {
   }
   for (const key in input) if (key !== "event" && key !== "payload") return undefined;
   const { event, payload } = input as { event?: unknown; payload?: unknown };
-  if (typeof event !== "string" || !EVENT_PATTERN.test(event) || RESERVED_EVENTS.has(event)) return undefined;
+  if (typeof event !== "string" || !isValidEventName(event)) return undefined;
   if (deeperThan(payload, MAX_PAYLOAD_DEPTH)) return undefined;
   return Object.hasOwn(input, "payload") ? { event, payload } : { event };
 }
