@@ -126,6 +126,11 @@ function argumentJson(arg: unknown): string | undefined {
   return `[${texts.join(",")}]`;
 }
 
+/** A packet's namespace as socket.io-parser writes it: nothing for `/`. */
+function namespacePrefix(nsp: string): string {
+  return nsp && nsp !== "/" ? `${nsp},` : "";
+}
+
 /** How deep a reply written without the parser nests: `{ error: { code, message } }`, `{ messageIds: [...] }`. */
 const REPLY_DEPTH = 2;
 
@@ -137,14 +142,14 @@ const REPLY_DEPTH = 2;
 export class HubEncoder extends Encoder {
   override encode(packet: Packet): ReturnType<SocketIoParser.Encoder["encode"]> {
     const data = packet.data as unknown[] | undefined;
-    const nsp = () => (packet.nsp && packet.nsp !== "/" ? `${packet.nsp},` : "");
     if (packet.type === PacketType.EVENT && packet.id === undefined && data?.length === 2) {
       const event = data[0];
       const text = typeof event === "string" ? argumentJson(data[1]) : undefined;
-      if (text !== undefined) return [`${PacketType.EVENT}${nsp()}[${JSON.stringify(event)},${text}]`];
+      if (text !== undefined)
+        return [`${PacketType.EVENT}${namespacePrefix(packet.nsp)}[${JSON.stringify(event)},${text}]`];
     } else if (packet.type === PacketType.ACK && packet.id !== undefined && data?.length === 1) {
       const text = plainJson(data[0], REPLY_DEPTH);
-      if (text !== undefined) return [`${PacketType.ACK}${nsp()}${packet.id}[${text}]`];
+      if (text !== undefined) return [`${PacketType.ACK}${namespacePrefix(packet.nsp)}${packet.id}[${text}]`];
     }
     return super.encode(packet);
   }
