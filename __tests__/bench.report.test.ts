@@ -3,9 +3,10 @@
 // that the figures in a summary and on a chart are the right ones.
 import { pathToFileURL } from "node:url";
 import { renderChart } from "../bench/chart.js";
-import { REPO_DIR, readCpuMs } from "../bench/proc.js";
+import { REPO_DIR, readCpuMs, scrapeLoopDelay } from "../bench/proc.js";
 import { summarizeProfile } from "../bench/profile.js";
 import type { BenchOptions, BenchResults, ResultRow } from "../bench/scenarios.js";
+import { startHub } from "./support/hub.js";
 
 const src = (path: string) => pathToFileURL(`${REPO_DIR}/${path}`).href;
 const pkg = (path: string) => pathToFileURL(`${REPO_DIR}/node_modules/${path}`).href;
@@ -43,6 +44,28 @@ test("a profile summary: self time by function and by place, busy time without i
     ws: 1,
     "(garbage collector)": 1,
   });
+});
+
+test("the sweep reads a hub's own event-loop delay from its /metrics, each read starting the next", async () => {
+  const ctx = await startHub();
+  try {
+    const metrics = `${ctx.url}/metrics`;
+    expect(await scrapeLoopDelay(metrics)).toEqual({ p99Ms: expect.any(Number), maxMs: expect.any(Number) });
+    // The hub runs in this process: holding this event loop for 150 ms holds the hub's.
+    const until = performance.now() + 150;
+    while (performance.now() < until) {
+      // busy
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const held = await scrapeLoopDelay(metrics);
+    expect(held?.maxMs).toBeGreaterThanOrEqual(100);
+    const after = await scrapeLoopDelay(metrics);
+    expect(after?.maxMs).toBeLessThan(held?.maxMs ?? 0);
+    // Not a server's metrics: no figure rather than a wrong one.
+    expect(await scrapeLoopDelay(`${ctx.url}/healthz`)).toBeUndefined();
+  } finally {
+    await ctx.close();
+  }
 });
 
 test("a process's CPU time, as the server CPU per message column reads it from /proc", () => {

@@ -8,7 +8,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import type { ServerHandle } from "./types.js";
+import type { LoopDelay, ServerHandle } from "./types.js";
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = dirname(BENCH_DIR);
@@ -239,6 +239,36 @@ export class RssSampler {
 // ---------------------------------------------------------------------------------------------
 // Network
 
+/**
+ * How often prom-client's event-loop monitor samples (its default `eventLoopMonitoringPrecision`,
+ * which the hub keeps; the bench's relay samples alike). Each sample is the time between two
+ * of its timer ticks, so an idle loop reads this much: it is taken off every figure.
+ */
+export const LOOP_SAMPLE_MS = 10;
+
+/**
+ * A server's event-loop delay from its Prometheus text at `metricsUrl` (prom-client's default
+ * `nodejs_eventloop_lag_p99_seconds` and `_max_seconds`, reset by each scrape), beyond the
+ * sampling interval; undefined when it does not answer with them. It counts the time the loop was
+ * busy and the time the process was not running at all (a busy machine's share).
+ */
+export async function scrapeLoopDelay(metricsUrl: string): Promise<LoopDelay | undefined> {
+  try {
+    const res = await fetch(metricsUrl, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) return undefined;
+    const text = await res.text();
+    const delayMs = (name: string) => {
+      const seconds = Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+      return Math.max(0, seconds * 1000 - LOOP_SAMPLE_MS);
+    };
+    const p99Ms = delayMs("nodejs_eventloop_lag_p99_seconds");
+    const maxMs = delayMs("nodejs_eventloop_lag_max_seconds");
+    return Number.isFinite(p99Ms) && Number.isFinite(maxMs) ? { p99Ms, maxMs } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -421,5 +451,9 @@ export async function startBenchServer(
     describe: describe(server.ready),
     stop: server.stop,
     logTail: server.logTail,
+    // The bench's Socket.IO servers answer GET /metrics with their event-loop delay.
+    ...(server.ready.startsWith("http")
+      ? { loopDelay: () => scrapeLoopDelay(`${server.ready}/metrics`) }
+      : {}),
   };
 }

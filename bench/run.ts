@@ -535,6 +535,7 @@ function printScenario(
   if (scenario !== "sweep" && rows.some((r) => r.rssSource === "sampled")) {
     out.push(paint.dim("* shared service: RSS of the whole broker process, sampled every 100 ms"));
   }
+  if (scenario === "sweep") out.push(...serverLoopLines(rows));
   const qhNames = Object.keys(ratios);
   const baselines = [...new Set(qhNames.flatMap((q) => Object.keys(ratios[q] ?? {})))];
   if (qhNames.length && baselines.length) {
@@ -565,6 +566,30 @@ function printScenario(
     if (e.serverLog?.length) out.push(paint.dim(e.serverLog.map((l) => `  | ${l}`).join("\n")));
   }
   console.log(out.join("\n"));
+}
+
+/**
+ * The sweep's servers that report their own event-loop delay (queuehub, the relay): a message's
+ * p99 far above its server's tells that the tail was made outside the server (load processes,
+ * the kernel, the other core), not in it.
+ */
+function serverLoopLines(rows: ResultRow[]): string[] {
+  const reporting = rows.filter((row) => row.sweep?.some((p) => p.serverLoop));
+  if (reporting.length === 0) return [];
+  const width = Math.max(...reporting.map((row) => row.system.length));
+  return [
+    "",
+    "the server's own event-loop delay at each rate, p99 / max ms (how long an arriving message could wait in it):",
+    ...reporting.map(
+      (row) =>
+        `  ${row.system.padEnd(width)}  ${(row.sweep ?? [])
+          .map(
+            (p) =>
+              `${p.percent}%: ${p.serverLoop ? `${fmtNumber(p.serverLoop.p99Ms)} / ${fmtNumber(p.serverLoop.maxMs)}` : "—"}`,
+          )
+          .join("   ")}`,
+    ),
+  ];
 }
 
 function machine(): BenchResults["machine"] {

@@ -6,7 +6,14 @@ import type { IdleStats, PublishRequest, PublishStats, SubscriberStats } from ".
 import { LoadProcess, RssSampler, readCpuMs, readMemory, sleep, TimeoutError } from "./proc.js";
 import { Histogram } from "./stats.js";
 import { loadSystem } from "./systems/index.js";
-import { type RunPlan, type ScenarioName, type ServerHandle, type SystemDef, Unavailable } from "./types.js";
+import {
+  type LoopDelay,
+  type RunPlan,
+  type ScenarioName,
+  type ServerHandle,
+  type SystemDef,
+  Unavailable,
+} from "./types.js";
 
 export interface BenchOptions {
   scenarios: ScenarioName[];
@@ -53,6 +60,8 @@ export interface SweepPoint {
   p50Ms?: number;
   p99Ms?: number;
   maxMs?: number;
+  /** The server's own event-loop delay during this rate, when it reports it (ServerHandle.loopDelay). */
+  serverLoop?: LoopDelay;
 }
 
 export interface ResultRow {
@@ -371,7 +380,13 @@ async function liveFlow(flow: Flow, plan: RunPlan, ui: Ui, label: string): Promi
  * The latency sweep: one subscriber connected, then a paced publisher at each rate in turn, each
  * phase drained before the next starts. The first phase warms up and is not reported.
  */
-async function sweepFlow(flow: Flow, phases: SweepPhase[], ui: Ui, label: string): Promise<SweepPoint[]> {
+async function sweepFlow(
+  flow: Flow,
+  server: ServerHandle,
+  phases: SweepPhase[],
+  ui: Ui,
+  label: string,
+): Promise<SweepPoint[]> {
   const [sub] = flow.subs;
   if (!sub || flow.subs.length !== 1) throw new Error("the sweep runs one subscriber process");
   ui.status(`${label}: subscribing`);
@@ -383,9 +398,11 @@ async function sweepFlow(flow: Flow, phases: SweepPhase[], ui: Ui, label: string
     const what = phase.percent ? `${phase.percent}% of peak` : "warming up";
     ui.status(`${label}: ${what}, ${fmtRate(phase.rate)} msg/s for ${fmtRate(phase.count)} messages`);
     const request: PublishRequest = { from, count: phase.count, rate: phase.rate };
+    await server.loopDelay?.(); // starts the server's count for this rate
     const pubStats = await flow.pub.call<PublishStats>("publish", request);
     from += phase.count;
     const subStats = await sub.call<SubscriberStats>("waitReceived", { count: from });
+    const serverLoop = await server.loopDelay?.();
     const stats = subStats.phases[i];
     if (!phase.percent || !stats) continue;
     const latency = Histogram.fromJSON(stats.latency);
@@ -397,6 +414,7 @@ async function sweepFlow(flow: Flow, phases: SweepPhase[], ui: Ui, label: string
       p50Ms: latency.quantile(0.5),
       p99Ms: latency.quantile(0.99),
       maxMs: latency.count ? latency.max : undefined,
+      ...(serverLoop ? { serverLoop } : {}),
     });
   }
   return points;
@@ -521,7 +539,7 @@ export async function runOne(
     } else if (scenario === "sweep") {
       row.peakMsgPerSec = peak;
       row.sweep = await watchdog(
-        sweepFlow(flow, sweepPhases(opts, peak ?? 0), ui, label),
+        sweepFlow(flow, server, sweepPhases(opts, peak ?? 0), ui, label),
         procs,
         opts,
         describe,

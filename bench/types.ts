@@ -62,6 +62,18 @@ export interface ServerHandle {
   disk?: string;
   /** Last lines the server printed, for error reports. */
   logTail?(): string[];
+  /**
+   * The server's event-loop delay since the previous call (which this call resets), for servers
+   * that report theirs (queuehub's /metrics, the bench's own relay): how long a message arriving
+   * at the worst moments waited in the server itself before it was even read.
+   */
+  loopDelay?(): Promise<LoopDelay | undefined>;
+}
+
+/** Event-loop delay over a stretch of time, as perf_hooks.monitorEventLoopDelay measures it. */
+export interface LoopDelay {
+  p99Ms: number;
+  maxMs: number;
 }
 
 export interface StartOptions {

@@ -4,10 +4,12 @@
 // as queuehub delivers (`{ messageId, event, payload, publishedAt, from, deliveries }`, one event
 // per message, or one `deliveries` array for `auth.batch` sockets) and acked to the publisher right
 // away (`{ ok, messageId }`); `received { messageIds }` is accepted and ignored.
-// Prints {"msg":"listening","url":...} on stdout when ready.
+// Prints {"msg":"listening","url":...} on stdout when ready. GET /metrics answers its event-loop
+// delay since the last GET in prom-client's names, as queuehub's /metrics does (the sweep reads both).
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Server, type Socket } from "socket.io";
 
 interface RelayMessage {
@@ -21,7 +23,24 @@ interface RelayMessage {
 
 type Ack = (reply: unknown) => void;
 
-const http = createServer();
+// Sampled as the hub's prom-client samples (LOOP_SAMPLE_MS in bench/proc.ts), so both read alike.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+
+// Socket.IO passes every request outside its own path on to this handler.
+const http = createServer((req, res) => {
+  if (req.method !== "GET" || req.url !== "/metrics") {
+    res.writeHead(404).end();
+    return;
+  }
+  const seconds = (ns: number) => ns / 1e9;
+  res.writeHead(200, { "content-type": "text/plain" });
+  res.end(
+    `nodejs_eventloop_lag_p99_seconds ${seconds(loopDelay.percentile(99))}\n` +
+      `nodejs_eventloop_lag_max_seconds ${seconds(loopDelay.max)}\n`,
+  );
+  loopDelay.reset();
+});
 const io = new Server(http, { serveClient: false });
 const nsp = io.of("/bench");
 /** Subscribers by event name. */

@@ -11,6 +11,7 @@ import {
   REPO_DIR,
   removeTempDir,
   SERVER_READY_TIMEOUT_MS,
+  scrapeLoopDelay,
   spawnServer,
   TSX_EXEC_ARGV,
   tcpProbe,
@@ -134,13 +135,15 @@ function system(store: "sqlite" | "memory", sqliteSync?: "full"): SystemDef {
         throw err;
       });
       const { server, sync } = hub;
+      const url = server.ready.replace(/\/$/, "");
       return {
-        endpoint: { url: server.ready.replace(/\/$/, "") },
+        endpoint: { url },
         pid: server.pid,
         owned: true,
         describe: `queuehub (HUB_STORE=${store}${sync ? `, HUB_SYNC=${sync}` : ""}) at ${server.ready}`,
         ...(store === "sqlite" && sync ? sqliteDurability(sync) : {}),
         logTail: server.logTail,
+        loopDelay: () => scrapeLoopDelay(`${url}/metrics`),
         async stop() {
           await server.stop();
           removeTempDir(dir);
