@@ -5,7 +5,7 @@ import { pathToFileURL } from "node:url";
 import { renderChart } from "../bench/chart.js";
 import { REPO_DIR, readCpuMs, scrapeLoopDelay } from "../bench/proc.js";
 import { summarizeProfile } from "../bench/profile.js";
-import type { BenchOptions, BenchResults, ResultRow } from "../bench/scenarios.js";
+import { type BenchOptions, type BenchResults, medianRounds, type ResultRow } from "../bench/scenarios.js";
 import { startHub } from "./support/hub.js";
 
 const src = (path: string) => pathToFileURL(`${REPO_DIR}/${path}`).href;
@@ -66,6 +66,30 @@ test("the sweep reads a hub's own event-loop delay from its /metrics, each read 
   } finally {
     await ctx.close();
   }
+});
+
+test("rounds: each system's median round stands for it, a round that failed counting as the slowest", () => {
+  const row = (system: string, msgPerSec: number, status: ResultRow["status"] = "ok"): ResultRow => ({
+    system,
+    status,
+    msgPerSec,
+    p99Ms: msgPerSec / 1000,
+    durability: "",
+    disk: "",
+  });
+  const rows = medianRounds([
+    [row("hub", 15_000), row("relay", 13_800), row("broker", 9_000, "error")],
+    [row("hub", 16_800), row("relay", 17_200), row("broker", 12_000)],
+    [row("hub", 14_000), row("relay", 17_300), row("broker", 11_000)],
+  ]);
+  expect(rows.map((r) => [r.system, r.msgPerSec, r.p99Ms])).toEqual([
+    ["hub", 15_000, 15],
+    ["relay", 17_200, 17.2],
+    ["broker", 11_000, 11],
+  ]);
+  expect(rows[2]?.roundsMsgPerSec).toEqual([0, 12_000, 11_000]);
+  const once = [row("hub", 15_000)];
+  expect(medianRounds([once])).toBe(once);
 });
 
 test("a process's CPU time, as the server CPU per message column reads it from /proc", () => {

@@ -14,6 +14,7 @@ import {
   type BenchOptions,
   type BenchResults,
   LoadPool,
+  medianRounds,
   type Ratios,
   type ResultRow,
   runOne,
@@ -55,6 +56,8 @@ Options:
   --messages N             messages per run; sets every scenario's count unless its own flag is given
   --singles-messages N     messages of the singles scenario
   --singles-window N       publishes in flight in the singles scenario and the sweep (default 256)
+  --singles-rounds N       rounds of the singles scenario, every system once per round in turn;
+                           each row is the system's median round (default 3; --smoke 1)
   --sweep-seconds S        how long each rate of the sweep lasts (default 8; the warm-up, a fifth)
   --sweep-percents P,P,... the sweep's rates in percent of each system's singles peak
   --fanout-messages N      fan-out messages (each goes to every subscriber)
@@ -160,6 +163,7 @@ function parseCli(argv: string[]): Cli | undefined {
       messages: { type: "string" },
       "singles-messages": { type: "string" },
       "singles-window": { type: "string" },
+      "singles-rounds": { type: "string" },
       "sweep-seconds": { type: "string" },
       "sweep-percents": { type: "string" },
       chart: { type: "string" },
@@ -233,6 +237,7 @@ function parseCli(argv: string[]): Cli | undefined {
     singlesMessages:
       parseCount("singles-messages", values["singles-messages"]) ?? messages ?? (smoke ? 300 : 100_000),
     singlesWindow: parseCount("singles-window", values["singles-window"]) ?? 256,
+    singlesRounds: parseCount("singles-rounds", values["singles-rounds"]) ?? (smoke ? 1 : 3),
     sweepSeconds: parseSeconds("sweep-seconds", values["sweep-seconds"]) ?? (smoke ? 0.25 : 8),
     sweepPercents: parsePercents(values["sweep-percents"]) ?? [25, 50, 75, 100],
     fanoutMessages:
@@ -536,6 +541,7 @@ function printScenario(
     out.push(paint.dim("* shared service: RSS of the whole broker process, sampled every 100 ms"));
   }
   if (scenario === "sweep") out.push(...serverLoopLines(rows));
+  out.push(...roundLines(rows));
   const qhNames = Object.keys(ratios);
   const baselines = [...new Set(qhNames.flatMap((q) => Object.keys(ratios[q] ?? {})))];
   if (qhNames.length && baselines.length) {
@@ -566,6 +572,21 @@ function printScenario(
     if (e.serverLog?.length) out.push(paint.dim(e.serverLog.map((l) => `  | ${l}`).join("\n")));
   }
   console.log(out.join("\n"));
+}
+
+/** With several rounds: that each row is its system's median round, and every round's rate. */
+function roundLines(rows: ResultRow[]): string[] {
+  const rounds = Math.max(0, ...rows.map((row) => row.roundsMsgPerSec?.length ?? 0));
+  if (rounds < 2) return [];
+  const width = Math.max(...rows.map((row) => row.system.length));
+  return [
+    "",
+    `each row is the system's median of ${rounds} rounds (every system once per round, in turn); msg/s by round:`,
+    ...rows.map(
+      (row) =>
+        `  ${row.system.padEnd(width)}  ${(row.roundsMsgPerSec ?? []).map((r) => (r > 0 ? fmtNumber(r, 0) : "—")).join(" / ")}`,
+    ),
+  ];
 }
 
 /**
@@ -670,9 +691,15 @@ async function main(): Promise<number> {
     const peaks = new Map(
       (results.singles?.rows ?? []).filter((r) => r.status === "ok").map((r) => [r.system, r.msgPerSec]),
     );
-    const rows = await mapLimit(opts.systems[scenario] ?? [], opts.smoke ? SMOKE_PARALLEL : 1, (system) =>
-      runOne(scenario, system, opts, ui, pool, peaks.get(system)),
-    );
+    const rounds: ResultRow[][] = [];
+    for (let round = 0; round < (scenario === "singles" ? opts.singlesRounds : 1); round++) {
+      rounds.push(
+        await mapLimit(opts.systems[scenario] ?? [], opts.smoke ? SMOKE_PARALLEL : 1, (system) =>
+          runOne(scenario, system, opts, ui, pool, peaks.get(system)),
+        ),
+      );
+    }
+    const rows = medianRounds(rounds);
     ui.clear();
     const ratios = scenario === "sweep" ? {} : ratiosFor(rows);
     const targets = targetsFor(scenario, ratios, rows);

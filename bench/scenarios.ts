@@ -23,6 +23,11 @@ export interface BenchOptions {
   singlesMessages: number;
   /** Publishes in flight in the singles scenario and the sweep (the 256). */
   singlesWindow: number;
+  /**
+   * Rounds of the singles scenario: every system once per round, in turn; each reported row is
+   * the system's median round by msg/s (see medianRounds).
+   */
+  singlesRounds: number;
   /** Seconds each rate of the latency sweep lasts; the warm-up lasts a fifth of it. */
   sweepSeconds: number;
   /** Rates of the sweep, in percent of each system's singles peak. */
@@ -47,6 +52,25 @@ export interface BenchOptions {
 }
 
 export type RowStatus = "ok" | "not reachable" | "n/a" | "timeout" | "error";
+
+/**
+ * Each system's median round, from rounds that ran every system once each, in turn. On a shared
+ * 2-core VM the machine's speed drifts by more than a tenth within minutes; a system measured once
+ * gets whatever moment it ran in, and a ratio of two such moments says more about the machine than
+ * about the systems. Every system gets the same number of rounds and its median (a round that did
+ * not finish counts as the slowest), so no one is picked at its best.
+ */
+export function medianRounds(rounds: ResultRow[][]): ResultRow[] {
+  const [first] = rounds;
+  if (!first || rounds.length === 1) return first ?? [];
+  return first.map((row, i) => {
+    const runs = rounds.map((round) => round[i]).filter((r): r is ResultRow => r?.system === row.system);
+    const rate = (r: ResultRow) => (r.status === "ok" ? (r.msgPerSec ?? 0) : -1);
+    const sorted = [...runs].sort((a, b) => rate(a) - rate(b));
+    const median = sorted[Math.floor((sorted.length - 1) / 2)] ?? row;
+    return { ...median, roundsMsgPerSec: runs.map((r) => (r.status === "ok" ? (r.msgPerSec ?? 0) : 0)) };
+  });
+}
 
 /** One rate of the latency sweep. */
 export interface SweepPoint {
@@ -74,6 +98,8 @@ export interface ResultRow {
   server?: string;
   /** Headline rate: deliveries per second end to end (replay rate in the backlog scenario). */
   msgPerSec?: number;
+  /** With several rounds (singles): each round's msg/s, in order; the row is the median one. */
+  roundsMsgPerSec?: number[];
   p50Ms?: number;
   p99Ms?: number;
   maxMs?: number;
