@@ -241,7 +241,7 @@ export class RssSampler {
 
 /**
  * How often prom-client's event-loop monitor samples (its default `eventLoopMonitoringPrecision`,
- * which the hub keeps; the bench's relay samples alike). Each sample is the time between two
+ * which the hub keeps; the bench's relay serves the same metrics). Each sample is the time between two
  * of its timer ticks, so an idle loop reads this much: it is taken off every figure.
  */
 export const LOOP_SAMPLE_MS = 10;

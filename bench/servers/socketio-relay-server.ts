@@ -4,12 +4,12 @@
 // as queuehub delivers (`{ messageId, event, payload, publishedAt, from, deliveries }`, one event
 // per message, or one `deliveries` array for `auth.batch` sockets) and acked to the publisher right
 // away (`{ ok, messageId }`); `received { messageIds }` is accepted and ignored.
-// Prints {"msg":"listening","url":...} on stdout when ready. GET /metrics answers its event-loop
-// delay since the last GET in prom-client's names, as queuehub's /metrics does (the sweep reads both).
+// Prints {"msg":"listening","url":...} on stdout when ready. GET /metrics answers prom-client's
+// default metrics, as queuehub's /metrics does: the sweep reads the event-loop delay of both alike.
 
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { Server, type Socket } from "socket.io";
 
 interface RelayMessage {
@@ -23,9 +23,8 @@ interface RelayMessage {
 
 type Ack = (reply: unknown) => void;
 
-// Sampled as the hub's prom-client samples (LOOP_SAMPLE_MS in bench/proc.ts), so both read alike.
-const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-loopDelay.enable();
+const registry = new Registry();
+collectDefaultMetrics({ register: registry });
 
 // Socket.IO passes every request outside its own path on to this handler.
 const http = createServer((req, res) => {
@@ -33,13 +32,10 @@ const http = createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  const seconds = (ns: number) => ns / 1e9;
-  res.writeHead(200, { "content-type": "text/plain" });
-  res.end(
-    `nodejs_eventloop_lag_p99_seconds ${seconds(loopDelay.percentile(99))}\n` +
-      `nodejs_eventloop_lag_max_seconds ${seconds(loopDelay.max)}\n`,
-  );
-  loopDelay.reset();
+  void registry.metrics().then((text) => {
+    res.writeHead(200, { "content-type": registry.contentType });
+    res.end(text);
+  });
 });
 const io = new Server(http, { serveClient: false });
 const nsp = io.of("/bench");
